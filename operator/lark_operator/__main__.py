@@ -1,0 +1,3 @@
+from lark_operator.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""Every Prometheus metric the operator exports, defined once.
+
+Labels are bounded: namespace/name of a LarkApp, endpoint paths, numeric codes, fixed
+status words. Never a token, a secret, an error message or a request id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# --- Open Platform client -------------------------------------------------------------
+API_CALLS = Counter(
+    "lark_service_api_calls_total",
+    "Calls made to the Open Platform, by endpoint and business code ('http_<status>' or "
+    "'network' when no code was read).",
+    ["endpoint", "code"],
+    registry=REGISTRY,
+)
+API_ERRORS = Counter(
+    "lark_service_api_errors_total",
+    "Open Platform calls that failed, by endpoint and code.",
+    ["endpoint", "code"],
+    registry=REGISTRY,
+)
+API_CALL_DURATION = Histogram(
+    "lark_service_api_call_duration_seconds",
+    "Latency of Open Platform calls.",
+    ["endpoint"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+RATE_LIMIT_WAITS = Counter(
+    "lark_service_rate_limit_waits_total",
+    "Times a call waited: 'local' for the client-side token bucket, 'upstream' for a 429 "
+    "or x-ogw-ratelimit-reset.",
+    ["source"],
+    registry=REGISTRY,
+)
+RATE_LIMIT_WAIT_SECONDS = Counter(
+    "lark_service_rate_limit_wait_seconds_total",
+    "Seconds spent waiting for rate limits.",
+    ["source"],
+    registry=REGISTRY,
+)
+SINGLEFLIGHT_JOINS = Counter(
+    "lark_service_singleflight_joins_total",
+    "Token requests that joined a call already in flight instead of making their own.",
+    registry=REGISTRY,
+)
+TOKEN_CACHE_HITS = Counter(
+    "lark_service_token_cache_hits_total",
+    "Token requests served from the shared token cache without an upstream call.",
+    registry=REGISTRY,
+)
+
+# --- Tokens -----------------------------------------------------------------------------
+TOKEN_REFRESHES = Counter(
+    "lark_service_token_refreshes_total",
+    "Token refresh attempts per outcome: success (new token), unchanged (same token "
+    "re-issued), failure.",
+    ["status"],
+    registry=REGISTRY,
+)
+TOKEN_EXPIRY = Gauge(
+    "lark_service_token_expiry_timestamp_seconds",
+    "Unix time at which the token held in the token Secret expires.",
+    ["namespace", "name", "token"],
+    registry=REGISTRY,
+)
+CONSECUTIVE_FAILURES = Gauge(
+    "lark_service_consecutive_failures",
+    "Consecutive failed refresh attempts of a LarkApp.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+
+# --- Probes -----------------------------------------------------------------------------
+PROBE_UP = Gauge(
+    "lark_service_probe_up",
+    "1 when the last probe of a dependency was healthy, 0 otherwise.",
+    ["namespace", "name", "dependency"],
+    registry=REGISTRY,
+)
+PROBE_DURATION = Histogram(
+    "lark_service_probe_duration_seconds",
+    "Duration of dependency probes (one per shared target per interval).",
+    ["dependency"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+PROBES_TOTAL = Counter(
+    "lark_service_probes_total",
+    "Dependency probes run, by dependency and resulting reason.",
+    ["dependency", "reason"],
+    registry=REGISTRY,
+)
+
+# --- Reconciliation and conditions ---------------------------------------------------------
+RECONCILES = Counter(
+    "lark_service_reconciles_total",
+    "Reconciliations of LarkApps by result (ok, error).",
+    ["result"],
+    registry=REGISTRY,
+)
+CONDITION = Gauge(
+    "lark_service_condition",
+    "1 when the LarkApp's condition has the given status (True/False/Unknown).",
+    ["namespace", "name", "type", "status"],
+    registry=REGISTRY,
+)
+CONDITION_REASON = Gauge(
+    "lark_service_condition_reason",
+    "1 for the current reason of each condition of a LarkApp (bounded vocabulary).",
+    ["namespace", "name", "type", "reason"],
+    registry=REGISTRY,
+)
+STATUS_WRITES = Counter(
+    "lark_service_status_writes_total",
+    "Status patches sent to the apiserver.",
+    registry=REGISTRY,
+)
+EVENTS_EMITTED = Counter(
+    "lark_service_events_total",
+    "Kubernetes Events emitted, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+MANAGED_APPS = Gauge(
+    "lark_service_larkapps",
+    "LarkApps known to this operator, by phase.",
+    ["phase"],
+    registry=REGISTRY,
+)
+SCHEDULER_LAG = Gauge(
+    "lark_service_scheduler_lag_seconds",
+    "How late the last due refresh was started, compared to its due time.",
+    registry=REGISTRY,
+)
+BUILD_INFO = Gauge(
+    "lark_service_build_info",
+    "Always 1; the operator's version as a label.",
+    ["version"],
+    registry=REGISTRY,
+)
+
+
+def forget_larkapp(namespace: str, name: str) -> None:
+    """Drop every per-LarkApp series when the object is deleted (bounded cardinality)."""
+    for metric in (TOKEN_EXPIRY, CONSECUTIVE_FAILURES, PROBE_UP, CONDITION, CONDITION_REASON):
+        for labels in list(metric._metrics):  # noqa: SLF001 - prometheus_client has no API
+            names = metric._labelnames  # noqa: SLF001
+            values = dict(zip(names, labels, strict=True))
+            if values.get("namespace") == namespace and values.get("name") == name:
+                metric.remove(*labels)

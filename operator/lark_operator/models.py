@@ -1,0 +1,149 @@
+"""Typed view of a LarkApp spec. Handlers parse the raw spec here on their first line.
+
+The CRD schema already rejects malformed objects at apply time; these models apply the
+same defaults so that code never reads a raw dict, and so objects created before a
+default existed still parse.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lark_operator.durations import parse_duration
+
+BASE_URLS = {
+    "feishu": "https://open.feishu.cn",
+    "lark": "https://open.larksuite.com",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class SecretKeyRef(_Model):
+    name: str
+    key: str
+
+
+class AppSecretRef(SecretKeyRef):
+    key: str = "appSecret"
+
+
+class Tokens(_Model):
+    tenant: bool = True
+    app: bool = False
+
+
+class Refresh(_Model):
+    renew_before: str = Field("10m", alias="renewBefore")
+    jitter: float = 0.1
+
+    @property
+    def renew_before_seconds(self) -> float:
+        return parse_duration(self.renew_before)
+
+
+class Target(_Model):
+    secret_name: str | None = Field(None, alias="secretName")
+    creation_policy: Literal["Owner", "Orphan"] = Field("Owner", alias="creationPolicy")
+    deletion_policy: Literal["Delete", "Retain"] = Field("Delete", alias="deletionPolicy")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class DsnRef(SecretKeyRef):
+    key: str = "dsn"
+
+
+class UrlRef(SecretKeyRef):
+    key: str = "url"
+
+
+class ManagementUrlRef(SecretKeyRef):
+    key: str = "managementUrl"
+
+
+class PostgresProbe(_Model):
+    dsn_secret_ref: DsnRef = Field(alias="dsnSecretRef")
+    max_connections_percent: int = Field(90, alias="maxConnectionsPercent")
+    max_replication_lag_seconds: int = Field(30, alias="maxReplicationLagSeconds")
+    deadlocks_per_interval: int = Field(1, alias="deadlocksPerInterval")
+
+
+class RedisProbe(_Model):
+    url_secret_ref: UrlRef = Field(alias="urlSecretRef")
+    max_memory_percent: int = Field(90, alias="maxMemoryPercent")
+
+
+class QueueWatch(_Model):
+    name: str
+    vhost: str = "/"
+    max_ready: int = Field(1000, alias="maxReady")
+    require_consumers: bool = Field(True, alias="requireConsumers")
+
+
+class RabbitMQProbe(_Model):
+    url_secret_ref: UrlRef = Field(alias="urlSecretRef")
+    management_url_secret_ref: ManagementUrlRef | None = Field(
+        None, alias="managementUrlSecretRef"
+    )
+    queues: tuple[QueueWatch, ...] = ()
+
+
+class Probes(_Model):
+    interval: str = "30s"
+    timeout: str = "5s"
+    postgres: PostgresProbe | None = None
+    redis: RedisProbe | None = None
+    rabbitmq: RabbitMQProbe | None = None
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.interval)
+
+    @property
+    def timeout_seconds(self) -> float:
+        return parse_duration(self.timeout)
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        return tuple(d for d in ("postgres", "redis", "rabbitmq") if getattr(self, d) is not None)
+
+
+class LarkAppSpec(_Model):
+    app_id: str = Field(alias="appId")
+    app_secret_ref: AppSecretRef = Field(alias="appSecretRef")
+    domain: str = "feishu"
+    tokens: Tokens = Field(default_factory=Tokens)
+    refresh: Refresh = Field(default_factory=Refresh)
+    target: Target = Field(default_factory=Target)
+    probes: Probes = Field(default_factory=Probes)
+    suspend: bool = False
+
+    @classmethod
+    def parse(cls, spec: Any) -> LarkAppSpec:
+        return cls.model_validate(dict(spec or {}))
+
+    def token_secret_name(self, larkapp_name: str) -> str:
+        return self.target.secret_name or f"{larkapp_name}-lark-token"
+
+    def base_url(self) -> str:
+        """The Open Platform base URL (not yet checked against --allowed-base-url)."""
+        return BASE_URLS.get(self.domain, self.domain).rstrip("/")
+
+    def referenced_secrets(self) -> set[str]:
+        """Names of every Secret in the namespace this LarkApp reads."""
+        names = {self.app_secret_ref.name}
+        p = self.probes
+        if p.postgres:
+            names.add(p.postgres.dsn_secret_ref.name)
+        if p.redis:
+            names.add(p.redis.url_secret_ref.name)
+        if p.rabbitmq:
+            names.add(p.rabbitmq.url_secret_ref.name)
+            if p.rabbitmq.management_url_secret_ref:
+                names.add(p.rabbitmq.management_url_secret_ref.name)
+        return names
