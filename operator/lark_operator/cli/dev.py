@@ -1,0 +1,62 @@
+"""`lark-operator dev up|down|status`: the local control plane for development and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lark_operator.devenv.binaries import MissingBinary
+from lark_operator.devenv.controlplane import ControlPlane, ControlPlaneError
+
+CRDS_DIR = Path(__file__).resolve().parent.parent / "crds"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("dev", help="Local control plane (etcd + kube-apiserver) for development")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--dir", default=".lark-dev", help="Data directory [.lark-dev]")
+    p.add_argument("--timeout", type=float, default=60.0, help="Seconds to wait for readiness")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cp = ControlPlane(args.dir, crds_dir=CRDS_DIR)
+    if args.action == "up":
+        return _up(cp, args.timeout)
+    if args.action == "down":
+        stopped = cp.down()
+        print("control plane stopped" if stopped else f"no control plane running in {cp.dir}")
+        return 0
+    st = cp.running()
+    if not st:
+        print(f"not running (dir {cp.dir})")
+        return 1
+    version = cp.version().get("gitVersion", "?")
+    print(f"running: kube-apiserver {version} at {st.server} (etcd pid {st.etcd_pid}, "
+          f"apiserver pid {st.apiserver_pid})")
+    print(f"export KUBECONFIG={st.kubeconfig}")
+    return 0
+
+
+def _up(cp: ControlPlane, timeout: float) -> int:
+    if os.environ.get("USE_EXISTING_CLUSTER", "").lower() == "true":
+        print("USE_EXISTING_CLUSTER=true: using the current kubeconfig; nothing to start.")
+        print("Install the CRDs there with: kubectl apply -f crds/")
+        return 0
+    start = time.monotonic()
+    try:
+        st, started = cp.up(timeout=timeout)
+    except (MissingBinary, ControlPlaneError) as e:
+        print(f"dev up failed: {e}", file=sys.stderr)
+        return 1
+    if not started:
+        print(f"already running at {st.server} (dir {cp.dir}); not starting another")
+    else:
+        print(f"control plane ready at {st.server} in {time.monotonic() - start:.1f}s; "
+              "CRDs installed")
+    print(f"export KUBECONFIG={st.kubeconfig}")
+    return 0

@@ -1,0 +1,315 @@
+"""etcd + kube-apiserver on loopback, the way controller-runtime's envtest runs them.
+
+Used by `lark-operator dev up|down|status`, by the demo and by the test harness. The
+processes run in their own sessions so they outlive the command that started them; their
+PIDs and ports are kept in DIR/state.json so a second `up` finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lark_operator.devenv import binaries
+from lark_operator.devenv.pki import make_pki
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class State:
+    etcd_pid: int
+    apiserver_pid: int
+    etcd_port: int
+    apiserver_port: int
+    server: str
+    kubeconfig: str
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+class ControlPlane:
+    def __init__(self, directory: str | os.PathLike[str], *, crds_dir: Path | None = None):
+        self.dir = Path(directory).resolve()
+        self.crds_dir = crds_dir
+        self.state_file = self.dir / "state.json"
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.log_dir = self.dir / "logs"
+
+    # --- state --------------------------------------------------------------------------
+    def state(self) -> State | None:
+        try:
+            return State(**json.loads(self.state_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def running(self) -> State | None:
+        st = self.state()
+        if st and _alive(st.etcd_pid) and _alive(st.apiserver_pid):
+            return st
+        return None
+
+    # --- up -----------------------------------------------------------------------------
+    def up(self, *, timeout: float = 60.0) -> tuple[State, bool]:
+        """Start (or find) the control plane; returns (state, started_now)."""
+        existing = self.running()
+        if existing:
+            return existing, False
+        self.down()  # clear leftovers of a half-dead previous run
+        etcd_bin, apiserver_bin = binaries.find("etcd"), binaries.find("kube-apiserver")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        pki = make_pki(self.dir / "pki")
+        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(etcd_bin),
+                "--name=lark-dev",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=lark-dev=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        server = f"https://127.0.0.1:{api_port}"
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(apiserver_bin),
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                f"--cert-dir={self.dir / 'pki'}",
+                f"--tls-cert-file={pki['serving_cert']}",
+                f"--tls-private-key-file={pki['serving_key']}",
+                f"--client-ca-file={pki['ca']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                f"--secure-port={api_port}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--authorization-mode=RBAC",
+                "--disable-admission-plugins=ServiceAccount",
+                f"--service-account-key-file={pki['sa_pub']}",
+                f"--service-account-signing-key-file={pki['sa_key']}",
+                f"--service-account-issuer={server}",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "--v=0",
+            ],
+        )
+        state = State(
+            etcd_pid=etcd.pid,
+            apiserver_pid=apiserver.pid,
+            etcd_port=etcd_port,
+            apiserver_port=api_port,
+            server=server,
+            kubeconfig=str(self.kubeconfig),
+        )
+        self.state_file.write_text(json.dumps(asdict(state)))
+        self._write_kubeconfig(server, pki)
+        try:
+            self._wait_ready(state, timeout)
+            if self.crds_dir:
+                self.install_crds(self.crds_dir)
+        except Exception:
+            self.down()
+            raise
+        return state, True
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            return subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    def _write_kubeconfig(self, server: str, pki: dict[str, Path]) -> None:
+        cfg = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "lark-dev", "cluster": {"server": server, "certificate-authority": str(pki["ca"])}}
+            ],
+            "users": [
+                {
+                    "name": "lark-dev-admin",
+                    "user": {
+                        "client-certificate": str(pki["admin_cert"]),
+                        "client-key": str(pki["admin_key"]),
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": "lark-dev", "context": {"cluster": "lark-dev", "user": "lark-dev-admin"}}
+            ],
+            "current-context": "lark-dev",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(cfg))
+        self.kubeconfig.chmod(0o600)
+
+    # --- talking to the apiserver (stdlib only: no kubectl needed for `dev up`) ----------
+    def _ssl(self) -> ssl.SSLContext:
+        pki = self.dir / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        return ctx
+
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        st = self.state()
+        if not st:
+            raise ControlPlaneError("control plane is not running")
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            st.server + path, data=data, method=method,
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, context=self._ssl(), timeout=10) as resp:
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as e:
+            raw, status = e.read(), e.code
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def _wait_ready(self, state: State, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            for pid, name in ((state.etcd_pid, "etcd"), (state.apiserver_pid, "kube-apiserver")):
+                if not _alive(pid):
+                    tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-1500:]
+                    raise ControlPlaneError(f"{name} exited during start-up:\n{tail}")
+            try:
+                status, body = self.request("GET", "/readyz")
+                if status == 200:
+                    return
+                last = f"/readyz {status}: {str(body)[:200]}"
+            except (OSError, ssl.SSLError) as e:
+                last = str(e)
+            time.sleep(0.25)
+        raise ControlPlaneError(f"kube-apiserver not ready after {timeout:.0f}s ({last})")
+
+    def version(self) -> dict[str, Any]:
+        status, body = self.request("GET", "/version")
+        if status != 200:
+            raise ControlPlaneError(f"/version answered {status}")
+        return dict(body)
+
+    def install_crds(self, crds_dir: Path, *, timeout: float = 30.0) -> list[str]:
+        names = []
+        for path in sorted(crds_dir.glob("*.yaml")):
+            for doc in yaml.safe_load_all(path.read_text()):
+                if not doc or doc.get("kind") != "CustomResourceDefinition":
+                    continue
+                name = doc["metadata"]["name"]
+                names.append(name)
+                status, body = self._apply(name, doc)
+                if status >= 300:
+                    raise ControlPlaneError(f"installing CRD {name} failed ({status}): {body}")
+        deadline = time.monotonic() + timeout
+        for name in names:
+            while True:
+                _, body = self.request(
+                    "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+                )
+                conds = (body or {}).get("status", {}).get("conditions", [])
+                if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                    break
+                if time.monotonic() > deadline:
+                    raise ControlPlaneError(f"CRD {name} not established after {timeout:.0f}s")
+                time.sleep(0.2)
+        return names
+
+    def _apply(self, name: str, doc: dict[str, Any]) -> tuple[int, Any]:
+        # Server-side apply: idempotent, and a schema error comes back verbatim.
+        return self.request(
+            "PATCH",
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            "?fieldManager=lark-dev&force=true",
+            doc,
+            content_type="application/apply-patch+yaml",
+        )
+
+    # --- down ---------------------------------------------------------------------------
+    def down(self, *, timeout: float = 15.0) -> bool:
+        """Stop both processes (apiserver first); True if anything was running."""
+        st = self.state()
+        if not st:
+            return False
+        stopped = False
+        for pid in (st.apiserver_pid, st.etcd_pid):
+            stopped |= _terminate(pid, timeout)
+        self.state_file.unlink(missing_ok=True)
+        return stopped
+
+
+def _terminate(pid: int, timeout: float) -> bool:
+    if not _alive(pid):
+        _reap(pid)
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not _alive(pid):
+                return True
+            time.sleep(0.1)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

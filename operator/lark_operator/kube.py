@@ -1,0 +1,347 @@
+"""The one Kubernetes API wrapper: an aiohttp client for exactly what the operator does.
+
+Secrets (get/create/replace/delete/patch), LarkApp status patches, Events, and a
+metadata-only watch of Secrets. A thin client keeps memory flat at thousands of objects
+(no model classes), and the metadata-only watch lets the operator notice changes to the
+Secrets it references without downloading every Secret's data in the cluster.
+Credentials come from kopf's own kubeconfig / service-account parsers, so the operator
+and this client always talk to the same server as the same user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import ssl
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+
+from lark_operator import GROUP, PLURAL, VERSION
+
+log = logging.getLogger("lark_operator.kube")
+
+SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, message: str, reason: str = ""):
+        super().__init__(f"{status} {reason}: {message}".strip())
+        self.status = status
+        self.reason = reason
+
+
+class Conflict(KubeError):
+    pass
+
+
+class Gone(KubeError):
+    pass
+
+
+@dataclass
+class _Auth:
+    server: str
+    ssl_context: ssl.SSLContext | bool
+    token: str | None
+    token_path: str | None
+    username: str | None = None
+    password: str | None = None
+
+
+def _materialize(data: str | bytes | None, path: Any) -> str | None:
+    """kubeconfig *-data fields are base64; the ssl module wants files."""
+    if path:
+        return os.fspath(path) if not isinstance(path, bytes) else path.decode()
+    if not data:
+        return None
+    raw = base64.b64decode(data) if isinstance(data, str) else data
+    f = tempfile.NamedTemporaryFile(prefix="lark-kube-", delete=False)  # noqa: SIM115
+    f.write(raw)
+    f.close()
+    os.chmod(f.name, 0o600)
+    return f.name
+
+
+def load_auth() -> _Auth:
+    """In-cluster service account if present, else KUBECONFIG / ~/.kube/config."""
+    import kopf
+
+    settings = kopf.OperatorSettings()
+    info = None
+    if os.path.exists(SA_TOKEN_PATH) and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        info = kopf.login_with_service_account(settings=settings)
+    if info is None:
+        info = kopf.login_with_kubeconfig(settings=settings)
+    if info is None:
+        raise RuntimeError("no Kubernetes credentials: set KUBECONFIG or run in a cluster")
+    ctx: ssl.SSLContext | bool
+    if info.insecure:
+        ctx = False
+    else:
+        ctx = ssl.create_default_context(cafile=_materialize(info.ca_data, info.ca_path))
+        cert = _materialize(info.certificate_data, info.certificate_path)
+        key = _materialize(info.private_key_data, info.private_key_path)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+    server = info.server
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get(
+        "KUBERNETES_SERVICE_PORT"
+    )
+    if server == "https://kubernetes.default.svc" and host:
+        server = f"https://{host}:{port or 443}"
+    token_path = SA_TOKEN_PATH if info.token and os.path.exists(SA_TOKEN_PATH) else None
+    return _Auth(server.rstrip("/"), ctx, info.token, token_path, info.username, info.password)
+
+
+class KubeClient:
+    def __init__(self, auth: _Auth | None = None, *, max_connections: int = 32):
+        self._auth = auth or load_auth()
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._token_read_at = 0.0
+
+    @property
+    def server(self) -> str:
+        return self._auth.server
+
+    async def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    ssl=self._auth.ssl_context, limit=self._max_connections
+                ),
+                timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=None),
+            )
+        return self._session
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        a = self._auth
+        # Bound service-account tokens rotate; re-read the file once a minute.
+        if a.token_path and time.monotonic() - self._token_read_at > 60:
+            try:
+                with open(a.token_path) as f:
+                    a.token = f.read().strip()
+                self._token_read_at = time.monotonic()
+            except OSError:
+                pass
+        h = {"Accept": "application/json", "User-Agent": "lark-operator"}
+        if a.token:
+            h["Authorization"] = f"Bearer {a.token}"
+        elif a.username and a.password:
+            h["Authorization"] = "Basic " + base64.b64encode(
+                f"{a.username}:{a.password}".encode()
+            ).decode()
+        h.update(extra or {})
+        return h
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        params: dict[str, str] | None = None,
+        timeout: float = 30.0,
+        accept: str | None = None,
+    ) -> Any:
+        http = await self._http()
+        url = self._auth.server + path + (("?" + urlencode(params)) if params else "")
+        headers = self._headers({"Content-Type": content_type} if body is not None else None)
+        if accept:
+            headers["Accept"] = accept
+        data = json.dumps(body) if body is not None else None
+        async with http.request(
+            method, url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                raise _error(resp.status, raw)
+            return json.loads(raw) if raw else None
+
+    # --- Secrets ------------------------------------------------------------------------
+    @staticmethod
+    def _secret_path(ns: str, name: str | None = None) -> str:
+        base = f"/api/v1/namespaces/{quote(ns)}/secrets"
+        return f"{base}/{quote(name)}" if name else base
+
+    async def get_secret(self, ns: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self.request("GET", self._secret_path(ns, name)))
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def create_secret(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.request("POST", self._secret_path(ns), body))
+
+    async def replace_secret(self, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.request("PUT", self._secret_path(ns, name), body))
+
+    async def patch_secret(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            await self.request(
+                "PATCH", self._secret_path(ns, name), patch,
+                content_type="application/merge-patch+json",
+            )
+        )
+
+    async def delete_secret(self, ns: str, name: str) -> bool:
+        try:
+            await self.request("DELETE", self._secret_path(ns, name))
+            return True
+        except KubeError as e:
+            if e.status == 404:
+                return False
+            raise
+
+    # --- LarkApps -------------------------------------------------------------------------
+    @staticmethod
+    def _larkapp_path(ns: str | None, name: str | None = None) -> str:
+        if ns is None:
+            return f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+        base = f"/apis/{GROUP}/{VERSION}/namespaces/{quote(ns)}/{PLURAL}"
+        return f"{base}/{quote(name)}" if name else base
+
+    async def get_larkapp(self, ns: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self.request("GET", self._larkapp_path(ns, name)))
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def list_larkapps(self, ns: str | None = None) -> list[dict[str, Any]]:
+        return list((await self.request("GET", self._larkapp_path(ns)))["items"])
+
+    async def patch_larkapp(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            await self.request(
+                "PATCH", self._larkapp_path(ns, name), patch,
+                content_type="application/merge-patch+json",
+            )
+        )
+
+    async def patch_larkapp_status(
+        self, ns: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        return dict(
+            await self.request(
+                "PATCH", self._larkapp_path(ns, name) + "/status", {"status": patch},
+                content_type="application/merge-patch+json",
+            )
+        )
+
+    # --- Events ---------------------------------------------------------------------------
+    async def create_event(
+        self, involved: dict[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        meta = involved["metadata"]
+        now = dt.datetime.now(dt.UTC)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion", f"{GROUP}/{VERSION}"),
+                "kind": involved.get("kind", "LarkApp"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "lark-operator"},
+            "reportingComponent": "lark-operator",
+            "reportingInstance": os.environ.get("HOSTNAME", "lark-operator"),
+            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "count": 1,
+        }
+        await self.request("POST", f"/api/v1/namespaces/{quote(meta['namespace'])}/events", body)
+
+    # --- Watching Secrets' metadata ----------------------------------------------------------
+    async def watch_secret_metadata(
+        self, namespace: str | None = None, label_selector: str | None = None
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Yield (event type, PartialObjectMetadata) forever: an initial ('SYNC', item) per
+        existing Secret after each (re)list, then ADDED/MODIFIED/DELETED. Only metadata
+        crosses the wire — never the Secrets' data."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/secrets" if namespace else "/api/v1/secrets"
+        params = {"labelSelector": label_selector} if label_selector else {}
+        while True:
+            listing = await self.request("GET", path, params=params, accept=METADATA_ACCEPT)
+            rv = listing["metadata"]["resourceVersion"]
+            for item in listing.get("items") or []:
+                yield "SYNC", item
+            try:
+                while True:
+                    async for etype, obj in self._watch_once(path, params, rv):
+                        rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                        if etype == "BOOKMARK":
+                            continue
+                        yield etype, obj
+            except Gone:
+                log.info("secret watch expired (410); listing again")
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                log.warning("secret watch interrupted (%s); listing again", type(e).__name__)
+                await asyncio.sleep(1)
+
+    async def _watch_once(
+        self, path: str, params: dict[str, str], rv: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        http = await self._http()
+        q = dict(params, watch="true", resourceVersion=rv, allowWatchBookmarks="true",
+                 timeoutSeconds="300")
+        headers = self._headers({"Accept": METADATA_WATCH_ACCEPT})
+        async with http.get(
+            self._auth.server + path + "?" + urlencode(q), headers=headers,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=330),
+        ) as resp:
+            if resp.status >= 400:
+                raise _error(resp.status, await resp.read())
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    obj = event.get("object") or {}
+                    if obj.get("code") == 410:
+                        raise Gone(410, str(obj.get("message", "")), "Expired")
+                    raise _error(int(obj.get("code") or 500), json.dumps(obj).encode())
+                yield event["type"], event["object"]
+
+
+def _error(status: int, raw: bytes) -> KubeError:
+    try:
+        body = json.loads(raw)
+        message, reason = str(body.get("message", "")), str(body.get("reason", ""))
+    except ValueError:
+        message, reason = raw[:300].decode(errors="replace"), ""
+    if status == 409:
+        return Conflict(status, message, reason)
+    if status == 410:
+        return Gone(status, message, reason)
+    return KubeError(status, message, reason)

@@ -1,0 +1,148 @@
+"""Pure builders for the token Secret (spec in, manifest out) and its inverse.
+
+Keys: tenant_access_token, app_access_token (when enabled), expires_at (RFC 3339, the
+earliest expiry of the tokens held), app_id. Labels tie it to its LarkApp; an owner
+reference makes it garbage-collected with the LarkApp when creationPolicy is Owner.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lark_operator import (
+    GROUP,
+    KIND,
+    LARKAPP_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    VERSION,
+)
+from lark_operator.models import LarkAppSpec
+from lark_operator.status import parse_rfc3339, rfc3339
+
+TOKEN_KEYS = {"tenant": "tenant_access_token", "app": "app_access_token"}
+FULL_NAME_ANNOTATION = f"{GROUP}/larkapp-name"
+EXPIRES_ANNOTATION = f"{GROUP}/expires-at"
+
+
+def fingerprint(value: str) -> str:
+    """Short, non-reversible id of a token, safe for status and logs."""
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+def label_value(name: str) -> str:
+    """A LarkApp name as a label value (at most 63 characters; longer names are hashed)."""
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[:52].rstrip('-.')}-{digest}"
+
+
+@dataclass(frozen=True)
+class HeldTokens:
+    """Token values as the operator holds them (never logged: no repr of values)."""
+
+    values: Mapping[str, str]  # token type -> value
+    expires_at: Mapping[str, float]  # token type -> epoch
+
+    def __repr__(self) -> str:
+        return f"HeldTokens(types={sorted(self.values)}, expires_at={dict(self.expires_at)})"
+
+    @property
+    def earliest_expiry(self) -> float:
+        return min(self.expires_at.values())
+
+    def fingerprint(self) -> str:
+        joined = "|".join(f"{t}={self.values[t]}" for t in sorted(self.values))
+        return fingerprint(joined)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def build_token_secret(
+    *,
+    namespace: str,
+    larkapp_name: str,
+    larkapp_uid: str | None,
+    spec: LarkAppSpec,
+    tokens: HeldTokens,
+) -> dict[str, Any]:
+    data = {TOKEN_KEYS[t]: _b64(v) for t, v in sorted(tokens.values.items())}
+    data["expires_at"] = _b64(rfc3339(tokens.earliest_expiry) or "")
+    data["app_id"] = _b64(spec.app_id)
+    labels = dict(spec.target.labels)
+    labels[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
+    labels[LARKAPP_LABEL] = label_value(larkapp_name)
+    annotations = dict(spec.target.annotations)
+    annotations[FULL_NAME_ANNOTATION] = larkapp_name
+    # Expiry per token type, so a restarted operator knows each one without parsing data.
+    for t, exp in sorted(tokens.expires_at.items()):
+        annotations[f"{GROUP}/{t}-expires-at"] = rfc3339(exp) or ""
+    meta: dict[str, Any] = {
+        "name": spec.token_secret_name(larkapp_name),
+        "namespace": namespace,
+        "labels": labels,
+        "annotations": annotations,
+    }
+    if spec.target.creation_policy == "Owner" and larkapp_uid:
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": larkapp_name,
+                "uid": larkapp_uid,
+                "controller": True,
+                "blockOwnerDeletion": False,
+            }
+        ]
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta, "data": data}
+
+
+def drift(actual: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> list[str]:
+    """What differs between the Secret in the cluster and what it should be (empty: none).
+    Extra keys/labels someone added are left alone; ours must be exact."""
+    if actual is None:
+        return ["missing"]
+    out = []
+    if (actual.get("data") or {}) != desired["data"]:
+        out.append("data")
+    a_meta, d_meta = actual.get("metadata") or {}, desired["metadata"]
+    for field in ("labels", "annotations"):
+        have = a_meta.get(field) or {}
+        if any(have.get(k) != v for k, v in d_meta.get(field, {}).items()):
+            out.append(field)
+    want_owner = {o["uid"] for o in d_meta.get("ownerReferences", [])}
+    have_owner = {o.get("uid") for o in a_meta.get("ownerReferences") or []}
+    if not want_owner <= have_owner:
+        out.append("ownerReferences")
+    return out
+
+
+def read_token_secret(secret: Mapping[str, Any] | None) -> HeldTokens | None:
+    """Tokens held in an existing token Secret, or None when absent or unreadable."""
+    if not secret:
+        return None
+    data = secret.get("data") or {}
+    annotations = (secret.get("metadata") or {}).get("annotations") or {}
+    values: dict[str, str] = {}
+    expires: dict[str, float] = {}
+    for t, key in TOKEN_KEYS.items():
+        if key not in data:
+            continue
+        try:
+            values[t] = base64.b64decode(data[key]).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        exp = parse_rfc3339(annotations.get(f"{GROUP}/{t}-expires-at"))
+        if exp is None:
+            return None
+        expires[t] = exp
+    if not values:
+        return None
+    return HeldTokens(values, expires)
