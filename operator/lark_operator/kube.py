@@ -68,7 +68,7 @@ def _materialize(data: str | bytes | None, path: Any) -> str | None:
     if not data:
         return None
     raw = base64.b64decode(data) if isinstance(data, str) else data
-    f = tempfile.NamedTemporaryFile(prefix="lark-kube-", delete=False)  # noqa: SIM115
+    f = tempfile.NamedTemporaryFile(prefix="lark-kube-", delete=False)
     f.write(raw)
     f.close()
     os.chmod(f.name, 0o600)
@@ -97,8 +97,9 @@ def load_auth() -> _Auth:
         if cert:
             ctx.load_cert_chain(cert, key)
     server = info.server
-    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get(
-        "KUBERNETES_SERVICE_PORT"
+    host, port = (
+        os.environ.get("KUBERNETES_SERVICE_HOST"),
+        os.environ.get("KUBERNETES_SERVICE_PORT"),
     )
     if server == "https://kubernetes.default.svc" and host:
         server = f"https://{host}:{port or 443}"
@@ -141,9 +142,9 @@ class KubeClient:
         if a.token:
             h["Authorization"] = f"Bearer {a.token}"
         elif a.username and a.password:
-            h["Authorization"] = "Basic " + base64.b64encode(
-                f"{a.username}:{a.password}".encode()
-            ).decode()
+            h["Authorization"] = (
+                "Basic " + base64.b64encode(f"{a.username}:{a.password}".encode()).decode()
+            )
         h.update(extra or {})
         return h
 
@@ -199,7 +200,9 @@ class KubeClient:
     async def patch_secret(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         return dict(
             await self.request(
-                "PATCH", self._secret_path(ns, name), patch,
+                "PATCH",
+                self._secret_path(ns, name),
+                patch,
                 content_type="application/merge-patch+json",
             )
         )
@@ -235,7 +238,9 @@ class KubeClient:
     async def patch_larkapp(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         return dict(
             await self.request(
-                "PATCH", self._larkapp_path(ns, name), patch,
+                "PATCH",
+                self._larkapp_path(ns, name),
+                patch,
                 content_type="application/merge-patch+json",
             )
         )
@@ -245,7 +250,9 @@ class KubeClient:
     ) -> dict[str, Any]:
         return dict(
             await self.request(
-                "PATCH", self._larkapp_path(ns, name) + "/status", {"status": patch},
+                "PATCH",
+                self._larkapp_path(ns, name) + "/status",
+                {"status": patch},
                 content_type="application/merge-patch+json",
             )
         )
@@ -305,7 +312,7 @@ class KubeClient:
                         yield etype, obj
             except Gone:
                 log.info("secret watch expired (410); listing again")
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            except (TimeoutError, aiohttp.ClientError) as e:
                 log.warning("secret watch interrupted (%s); listing again", type(e).__name__)
                 await asyncio.sleep(1)
 
@@ -313,11 +320,17 @@ class KubeClient:
         self, path: str, params: dict[str, str], rv: str
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         http = await self._http()
-        q = dict(params, watch="true", resourceVersion=rv, allowWatchBookmarks="true",
-                 timeoutSeconds="300")
+        q = dict(
+            params,
+            watch="true",
+            resourceVersion=rv,
+            allowWatchBookmarks="true",
+            timeoutSeconds="300",
+        )
         headers = self._headers({"Accept": METADATA_WATCH_ACCEPT})
         async with http.get(
-            self._auth.server + path + "?" + urlencode(q), headers=headers,
+            self._auth.server + path + "?" + urlencode(q),
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=None, sock_read=330),
         ) as resp:
             if resp.status >= 400:

@@ -149,8 +149,8 @@ BUILD_INFO = Gauge(
 def forget_larkapp(namespace: str, name: str) -> None:
     """Drop every per-LarkApp series when the object is deleted (bounded cardinality)."""
     for metric in (TOKEN_EXPIRY, CONSECUTIVE_FAILURES, PROBE_UP, CONDITION, CONDITION_REASON):
-        for labels in list(metric._metrics):  # noqa: SLF001 - prometheus_client has no API
-            names = metric._labelnames  # noqa: SLF001
+        for labels in list(metric._metrics):
+            names = metric._labelnames
             values = dict(zip(names, labels, strict=True))
             if values.get("namespace") == namespace and values.get("name") == name:
                 metric.remove(*labels)

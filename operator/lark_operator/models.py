@@ -87,9 +87,7 @@ class QueueWatch(_Model):
 
 class RabbitMQProbe(_Model):
     url_secret_ref: UrlRef = Field(alias="urlSecretRef")
-    management_url_secret_ref: ManagementUrlRef | None = Field(
-        None, alias="managementUrlSecretRef"
-    )
+    management_url_secret_ref: ManagementUrlRef | None = Field(None, alias="managementUrlSecretRef")
     queues: tuple[QueueWatch, ...] = ()
 
 

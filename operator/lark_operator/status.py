@@ -121,8 +121,9 @@ def _condition(
 def _credentials_condition(obs: Observed) -> dict[str, Any]:
     c = obs.credentials
     if c is None:
-        return _condition("CredentialsValid", "Unknown", "Pending",
-                          "Credentials not checked yet.", obs.generation)
+        return _condition(
+            "CredentialsValid", "Unknown", "Pending", "Credentials not checked yet.", obs.generation
+        )
     if c.reason == "Valid":
         return _condition("CredentialsValid", "True", "Valid", c.message, obs.generation)
     status = "False" if c.reason in CREDENTIAL_FAILURES else "Unknown"
@@ -132,25 +133,41 @@ def _credentials_condition(obs: Observed) -> dict[str, Any]:
 def _token_condition(obs: Observed) -> dict[str, Any]:
     t, g = obs.token, obs.generation
     if t is not None and t.expires_at <= obs.now:
-        return _condition("TokenReady", "False", "Expired",
-                          f"The token in Secret {t.secret_name} expired at "
-                          f"{rfc3339(t.expires_at)}.", g)
+        return _condition(
+            "TokenReady",
+            "False",
+            "Expired",
+            f"The token in Secret {t.secret_name} expired at {rfc3339(t.expires_at)}.",
+            g,
+        )
     if obs.suspended:
         status = "True" if t is not None else "Unknown"
-        return _condition("TokenReady", status, "Suspended",
-                          "Refreshing is suspended (spec.suspend).", g)
+        return _condition(
+            "TokenReady", status, "Suspended", "Refreshing is suspended (spec.suspend).", g
+        )
     if t is None:
         if obs.last_error is not None:
-            return _condition("TokenReady", "False", "RefreshFailed",
-                              f"No token yet: {obs.last_error.message}", g)
+            return _condition(
+                "TokenReady", "False", "RefreshFailed", f"No token yet: {obs.last_error.message}", g
+            )
         return _condition("TokenReady", "Unknown", "Pending", "Waiting for the first token.", g)
     if obs.last_error is not None:
-        return _condition("TokenReady", "True", "RefreshFailed",
-                          f"Last refresh failed ({obs.last_error.reason}); the current token "
-                          f"stays valid until {rfc3339(t.expires_at)}.", g)
+        return _condition(
+            "TokenReady",
+            "True",
+            "RefreshFailed",
+            f"Last refresh failed ({obs.last_error.reason}); the current token "
+            f"stays valid until {rfc3339(t.expires_at)}.",
+            g,
+        )
     reason = "Refreshed" if t.refreshed_before else "Issued"
-    return _condition("TokenReady", "True", reason,
-                      f"Token in Secret {t.secret_name}, valid until {rfc3339(t.expires_at)}.", g)
+    return _condition(
+        "TokenReady",
+        "True",
+        reason,
+        f"Token in Secret {t.secret_name}, valid until {rfc3339(t.expires_at)}.",
+        g,
+    )
 
 
 def _probe_condition(dep: str, obs: Observed) -> dict[str, Any]:
@@ -158,17 +175,26 @@ def _probe_condition(dep: str, obs: Observed) -> dict[str, Any]:
     if entry is None:
         return _condition(ctype, "Unknown", "Pending", "Not probed yet.", obs.generation)
     status = "True" if entry.get("healthy") else "False"
-    return _condition(ctype, status, str(entry.get("reason", "Unknown")),
-                      str(entry.get("message", "")), obs.generation)
+    return _condition(
+        ctype,
+        status,
+        str(entry.get("reason", "Unknown")),
+        str(entry.get("message", "")),
+        obs.generation,
+    )
 
 
 def _phase_and_ready(obs: Observed, conds: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     g = obs.generation
     token_ok = conds["TokenReady"]["status"] == "True"
     if obs.suspended:
-        return "Suspended", _condition("Ready", "False", "Suspended",
-                                       "Suspended (spec.suspend): nothing is refreshed or probed.",
-                                       g)
+        return "Suspended", _condition(
+            "Ready",
+            "False",
+            "Suspended",
+            "Suspended (spec.suspend): nothing is refreshed or probed.",
+            g,
+        )
     problems: list[tuple[str, str]] = []
     cred = conds["CredentialsValid"]
     if cred["status"] != "True" and cred["reason"] != "Pending":
@@ -183,17 +209,19 @@ def _phase_and_ready(obs: Observed, conds: dict[str, dict[str, Any]]) -> tuple[s
     if not token_ok:
         if problems:
             reason, message = problems[0]
-            return "Failed", _condition("Ready", "False", reason,
-                                        f"{message} Hint: {hint_for(reason)}", g)
-        return "Pending", _condition("Ready", "False", "Pending",
-                                     "Waiting for the first token.", g)
+            return "Failed", _condition(
+                "Ready", "False", reason, f"{message} Hint: {hint_for(reason)}", g
+            )
+        return "Pending", _condition("Ready", "False", "Pending", "Waiting for the first token.", g)
     if problems:
         reason, message = problems[0]
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        return "Degraded", _condition("Ready", "False", reason,
-                                      f"{message}{more} Hint: {hint_for(reason)}", g)
-    return "Ready", _condition("Ready", "True", "Ready",
-                               "Token is fresh and every configured dependency is healthy.", g)
+        return "Degraded", _condition(
+            "Ready", "False", reason, f"{message}{more} Hint: {hint_for(reason)}", g
+        )
+    return "Ready", _condition(
+        "Ready", "True", "Ready", "Token is fresh and every configured dependency is healthy.", g
+    )
 
 
 def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -234,7 +262,9 @@ def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> dict[str,
             token["nextRefreshAt"] = rfc3339(t.next_refresh_at)
         status["token"] = token
     if obs.probes:
-        status["probes"] = {d: dict(obs.probes[d]) for d in obs.configured_probes if d in obs.probes}
+        status["probes"] = {
+            d: dict(obs.probes[d]) for d in obs.configured_probes if d in obs.probes
+        }
     if obs.last_error is not None:
         e = obs.last_error
         err: dict[str, Any] = {"reason": e.reason, "message": e.message, "hint": hint_for(e.reason)}
@@ -261,6 +291,7 @@ def status_patch(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> dict[
 
 # --- Events --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class EventSpec:
     type: str  # Normal | Warning
@@ -286,31 +317,49 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
     cred = after.get("CredentialsValid")
     if cred and changed("CredentialsValid"):
         if cred["status"] == "True":
-            events.append(EventSpec("Normal", "CredentialsValidated",
-                                    "Credentials accepted by the Open Platform."))
+            events.append(
+                EventSpec(
+                    "Normal", "CredentialsValidated", "Credentials accepted by the Open Platform."
+                )
+            )
         elif cred["reason"] == "RateLimited":
-            events.append(EventSpec("Warning", "RateLimited",
-                                    f"{cred['message']} Hint: {hint_for('RateLimited')}"))
+            events.append(
+                EventSpec(
+                    "Warning", "RateLimited", f"{cred['message']} Hint: {hint_for('RateLimited')}"
+                )
+            )
         elif cred["status"] == "False":
-            events.append(EventSpec("Warning", "CredentialsInvalid",
-                                    f"{cred['reason']}: {cred['message']} "
-                                    f"Hint: {hint_for(cred['reason'])}"))
+            events.append(
+                EventSpec(
+                    "Warning",
+                    "CredentialsInvalid",
+                    f"{cred['reason']}: {cred['message']} Hint: {hint_for(cred['reason'])}",
+                )
+            )
 
     tok = after.get("TokenReady")
     if tok and changed("TokenReady"):
         if tok["reason"] == "Expired":
-            events.append(EventSpec("Warning", "TokenExpired",
-                                    f"{tok['message']} Hint: {hint_for('Expired')}"))
+            events.append(
+                EventSpec(
+                    "Warning", "TokenExpired", f"{tok['message']} Hint: {hint_for('Expired')}"
+                )
+            )
         elif tok["reason"] == "RefreshFailed":
             events.append(EventSpec("Warning", "TokenRefreshFailed", tok["message"]))
 
     old_fp = ((old or {}).get("token") or {}).get("fingerprint")
     new_tok = new.get("token") or {}
     if new_tok.get("fingerprint") and new_tok.get("fingerprint") != old_fp:
-        events.append(EventSpec("Normal", "TokenRefreshed",
-                                f"New token ({new_tok['fingerprint']}) in Secret "
-                                f"{new_tok.get('secretName')}, valid until "
-                                f"{new_tok.get('expiresAt')}."))
+        events.append(
+            EventSpec(
+                "Normal",
+                "TokenRefreshed",
+                f"New token ({new_tok['fingerprint']}) in Secret "
+                f"{new_tok.get('secretName')}, valid until "
+                f"{new_tok.get('expiresAt')}.",
+            )
+        )
 
     for dep, ctype in CONDITION_FOR.items():
         c = after.get(ctype)
@@ -318,10 +367,15 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
             continue
         prev = before.get(ctype)
         if c["status"] == "False":
-            events.append(EventSpec("Warning", "ProbeFailed",
-                                    f"{LABEL_FOR[dep]} {c['reason']}: {c['message']} "
-                                    f"Hint: {hint_for(c['reason'])}"))
+            events.append(
+                EventSpec(
+                    "Warning",
+                    "ProbeFailed",
+                    f"{LABEL_FOR[dep]} {c['reason']}: {c['message']} Hint: {hint_for(c['reason'])}",
+                )
+            )
         elif prev is not None and prev.get("status") == "False":
-            events.append(EventSpec("Normal", "ProbeRecovered",
-                                    f"{LABEL_FOR[dep]} is healthy again."))
+            events.append(
+                EventSpec("Normal", "ProbeRecovered", f"{LABEL_FOR[dep]} is healthy again.")
+            )
     return events

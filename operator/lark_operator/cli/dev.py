@@ -36,8 +36,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"not running (dir {cp.dir})")
         return 1
     version = cp.version().get("gitVersion", "?")
-    print(f"running: kube-apiserver {version} at {st.server} (etcd pid {st.etcd_pid}, "
-          f"apiserver pid {st.apiserver_pid})")
+    print(
+        f"running: kube-apiserver {version} at {st.server} (etcd pid {st.etcd_pid}, "
+        f"apiserver pid {st.apiserver_pid})"
+    )
     print(f"export KUBECONFIG={st.kubeconfig}")
     return 0
 
@@ -56,7 +58,8 @@ def _up(cp: ControlPlane, timeout: float) -> int:
     if not started:
         print(f"already running at {st.server} (dir {cp.dir}); not starting another")
     else:
-        print(f"control plane ready at {st.server} in {time.monotonic() - start:.1f}s; "
-              "CRDs installed")
+        print(
+            f"control plane ready at {st.server} in {time.monotonic() - start:.1f}s; CRDs installed"
+        )
     print(f"export KUBECONFIG={st.kubeconfig}")
     return 0

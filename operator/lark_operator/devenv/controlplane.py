@@ -156,10 +156,13 @@ class ControlPlane:
         return state, True
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.log_dir / f"{name}.log", "ab")
         try:
             return subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         finally:
@@ -170,7 +173,10 @@ class ControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "lark-dev", "cluster": {"server": server, "certificate-authority": str(pki["ca"])}}
+                {
+                    "name": "lark-dev",
+                    "cluster": {"server": server, "certificate-authority": str(pki["ca"])},
+                }
             ],
             "users": [
                 {
@@ -204,7 +210,9 @@ class ControlPlane:
             raise ControlPlaneError("control plane is not running")
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(
-            st.server + path, data=data, method=method,
+            st.server + path,
+            data=data,
+            method=method,
             headers={"Content-Type": content_type, "Accept": "application/json"},
         )
         try:
@@ -259,7 +267,7 @@ class ControlPlane:
                 _, body = self.request(
                     "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
                 )
-                conds = (body or {}).get("status", {}).get("conditions", [])
+                conds = ((body or {}).get("status") or {}).get("conditions") or []
                 if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
                     break
                 if time.monotonic() > deadline:

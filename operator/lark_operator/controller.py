@@ -1,0 +1,763 @@
+"""The heart of the operator: one in-memory registry of LarkApps and one scheduler.
+
+kopf tells the controller what exists (`upsert`, `remove`); the controller decides what to
+do and when. A single heap orders every app by its next due time (refresh or expiry), so
+5,000 apps cost 5,000 heap entries, not 5,000 sleeping tasks. Each app has at most one
+reconcile in flight; a change arriving meanwhile marks it dirty and it runs again.
+Nothing here knows kopf: handlers.py adapts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import heapq
+import itertools
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from lark_operator import LARKAPP_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, metrics
+from lark_operator.kube import KubeClient, KubeError
+from lark_operator.logs import current_context, log_context
+from lark_operator.models import LarkAppSpec
+from lark_operator.openplatform import ErrorKind, OpenPlatformClient, OpenPlatformError
+from lark_operator.operator_settings import Settings
+from lark_operator.status import (
+    Credentials,
+    ErrorFacts,
+    Observed,
+    TokenFacts,
+    build_status,
+    parse_rfc3339,
+    probe_entry,
+    rfc3339,
+    status_patch,
+    transitions,
+)
+from lark_operator.tokens import policy
+from lark_operator.tokens.secret import HeldTokens, build_token_secret, drift, read_token_secret
+
+log = logging.getLogger("lark_operator.controller")
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+class _ProbeFailure:
+    """A probe result made up by the controller (e.g. its DSN Secret is missing)."""
+
+    def __init__(self, reason: str, message: str, now: float):
+        self.healthy = False
+        self.reason = reason
+        self.message = message
+        self.latency_ms = None
+        self.details: dict[str, str] = {}
+        self.checked_at = now
+
+
+@dataclass
+class AppState:
+    namespace: str
+    name: str
+    uid: str | None = None
+    generation: int = 0
+    spec: LarkAppSpec | None = None
+    spec_error: str | None = None
+    status: dict[str, Any] = field(default_factory=dict)  # as last written
+    held: HeldTokens | None = None
+    refreshed_at: float | None = None
+    refreshed_before: bool = False
+    next_refresh_at: float | None = None
+    secret_hash: str | None = None
+    credentials: Credentials | None = None
+    last_error: ErrorFacts | None = None
+    failures: int = 0
+    # work flags
+    force: bool = False
+    check_credentials: bool = False
+    check_secret: bool = False
+    probes_dirty: bool = True
+    adopted: bool = False
+    running: bool = False
+    dirty: bool = False
+    sched_seq: int = 0
+    token_secret_rv: str | None = None
+    probe_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probe_written_at: dict[str, float] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    def body_ref(self) -> dict[str, Any]:
+        return {"metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid}}
+
+
+class Controller:
+    def __init__(
+        self,
+        kube: KubeClient,
+        client: OpenPlatformClient,
+        settings: Settings,
+        *,
+        probes: Any = None,  # probes.scheduler.ProbeScheduler (optional for tests)
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ):
+        self.kube, self.client, self.settings, self.probes = kube, client, settings, probes
+        self.clock, self.rng = clock, rng
+        self.apps: dict[Key, AppState] = {}
+        self._heap: list[tuple[float, int, Key]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(settings.max_concurrent_refreshes)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        # Which apps read which Secret, and which Secret holds which app's tokens.
+        self._refs: dict[tuple[str, str], set[Key]] = {}
+        self._token_secrets: dict[tuple[str, str], Key] = {}
+        self.last_loop_at = 0.0
+        self.started = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="lark-scheduler")
+        self.started = True
+
+    async def stop(self) -> None:
+        if self._loop_task:
+            self._loop_task.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def health(self) -> dict[str, Any]:
+        lag = max(0.0, self.clock() - self._heap[0][0]) if self._heap else 0.0
+        alive = self._loop_task is not None and not self._loop_task.done()
+        return {
+            "scheduler": "running" if alive else "stopped",
+            "larkapps": len(self.apps),
+            "scheduled": len(self._heap),
+            "inflight": sum(1 for a in self.apps.values() if a.running),
+            "overdue_seconds": round(lag, 3),
+        }
+
+    # --- what kopf tells us ------------------------------------------------------------
+    def upsert(self, body: Mapping[str, Any], *, force_refresh: bool = False) -> None:
+        meta = body.get("metadata") or {}
+        key = (meta["namespace"], meta["name"])
+        app = self.apps.get(key)
+        if app is None:
+            app = AppState(namespace=key[0], name=key[1])
+            app.status = dict(body.get("status") or {})
+            self._resume_from_status(app)
+            self.apps[key] = app
+        app.uid = meta.get("uid")
+        app.generation = int(meta.get("generation") or 0)
+        old_spec = app.spec
+        try:
+            app.spec, app.spec_error = LarkAppSpec.parse(body.get("spec")), None
+        except ValidationError as e:
+            app.spec, app.spec_error = None, _validation_summary(e)
+        if app.spec != old_spec:
+            app.probes_dirty = True
+            if (
+                old_spec is not None
+                and app.spec is not None
+                and _token_inputs(old_spec) != _token_inputs(app.spec)
+            ):
+                app.force = True  # a new app/secret/domain/token set: fetch for it now
+        app.force = app.force or force_refresh
+        self._index(app)
+        self.kick(key)
+
+    async def remove(self, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (meta["namespace"], meta["name"])
+        app = self.apps.pop(key, None)
+        if self.probes is not None:
+            self.probes.unsubscribe(key)
+        self._unindex(key)
+        metrics.forget_larkapp(*key)
+        try:
+            spec = LarkAppSpec.parse(body.get("spec"))
+        except ValidationError:
+            return
+        secret_name = spec.token_secret_name(key[1])
+        if spec.target.deletion_policy == "Delete":
+            await self.kube.delete_secret(key[0], secret_name)
+            log.info(
+                "deleted token Secret %s (deletionPolicy Delete)",
+                secret_name,
+                extra={"namespace": key[0], "name": key[1]},
+            )
+        else:
+            # Retain: cut the owner reference, or the garbage collector would take it.
+            secret = await self.kube.get_secret(key[0], secret_name)
+            if secret and (secret["metadata"].get("ownerReferences")):
+                owners = [
+                    o
+                    for o in secret["metadata"]["ownerReferences"]
+                    if o.get("uid") != meta.get("uid")
+                ]
+                await self.kube.patch_secret(
+                    key[0], secret_name, {"metadata": {"ownerReferences": owners or None}}
+                )
+        del app
+
+    def secret_changed(self, event: str, namespace: str, name: str, rv: str | None) -> None:
+        """From the metadata-only Secret watch. SYNC events (the initial listing) only
+        record; they must not set off work for every app at start-up."""
+        if event == "SYNC":
+            return
+        token_owner = self._token_secrets.get((namespace, name))
+        if token_owner and (app := self.apps.get(token_owner)):
+            if event == "DELETED" or rv != app.token_secret_rv:
+                app.check_secret = True
+                self.kick(token_owner)
+        for key in self._refs.get((namespace, name), ()):
+            app = self.apps.get(key)
+            if app is None or app.spec is None:
+                continue
+            if app.spec.app_secret_ref.name == name:
+                app.check_credentials = True
+            if name in app.spec.referenced_secrets() - {app.spec.app_secret_ref.name}:
+                app.probes_dirty = True
+            self.kick(key)
+
+    # --- scheduling -------------------------------------------------------------------------
+    def kick(self, key: Key) -> None:
+        """Reconcile now."""
+        self._schedule_at(key, self.clock())
+
+    def _schedule_at(self, key: Key, when: float) -> None:
+        app = self.apps.get(key)
+        if app is None:
+            return
+        app.sched_seq = next(self._seq)
+        heapq.heappush(self._heap, (when, app.sched_seq, key))
+        self._wake.set()
+
+    def _reschedule(self, app: AppState) -> None:
+        """Next wake: the refresh, or the token's expiry if that comes first (so that the
+        status turns Expired on time even when nothing else happens)."""
+        times = []
+        now = self.clock()
+        if app.next_refresh_at is not None and not (app.spec and app.spec.suspend):
+            times.append(app.next_refresh_at)
+        if app.held is not None and app.held.earliest_expiry > now:
+            times.append(app.held.earliest_expiry + 0.05)
+        if times:
+            self._schedule_at(app.key, min(times))
+
+    async def _run(self) -> None:
+        while True:
+            self.last_loop_at = self.clock()
+            now = self.clock()
+            while self._heap and self._heap[0][0] <= now:
+                due, seq, key = heapq.heappop(self._heap)
+                app = self.apps.get(key)
+                if app is None or seq != app.sched_seq:
+                    continue  # superseded entry (lazy deletion)
+                metrics.SCHEDULER_LAG.set(max(0.0, now - due))
+                self._launch(app)
+            timeout = min(self._heap[0][0] - now, 5.0) if self._heap else 5.0
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, timeout))
+            except TimeoutError:
+                pass
+
+    def _launch(self, app: AppState) -> None:
+        if app.running:
+            app.dirty = True
+            return
+        app.running = True
+        task = asyncio.create_task(self._reconcile_loop(app))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reconcile_loop(self, app: AppState) -> None:
+        try:
+            while True:
+                app.dirty = False
+                async with self._sem:
+                    await self._reconcile_safely(app)
+                if not app.dirty or self.apps.get(app.key) is not app:
+                    break
+        finally:
+            app.running = False
+
+    async def _reconcile_safely(self, app: AppState) -> None:
+        rid = uuid.uuid4().hex[:12]
+        app_id = app.spec.app_id if app.spec else None
+        with log_context(request_id=rid, namespace=app.namespace, name=app.name, app_id=app_id):
+            try:
+                await self._reconcile(app)
+                metrics.RECONCILES.labels("ok").inc()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                metrics.RECONCILES.labels("error").inc()
+                log.error("reconcile failed: %s: %s", type(e).__name__, _safe(e))
+                self._schedule_at(app.key, self.clock() + self.settings.retry_base)
+
+    # --- reconcile ------------------------------------------------------------------------
+    async def _reconcile(self, app: AppState) -> None:
+        spec = app.spec
+        if spec is None:
+            return
+        if not app.adopted:
+            await self._adopt(app)
+        if spec.suspend:
+            if self.probes is not None:
+                self.probes.unsubscribe(app.key)
+            app.probe_entries.clear()
+            await self._publish(app)
+            self._reschedule(app)
+            return
+        if app.probes_dirty:
+            await self._sync_probes(app, spec)
+        now = self.clock()
+        due = (
+            app.force
+            or app.held is None
+            or app.next_refresh_at is None
+            or now >= app.next_refresh_at
+        )
+        if app.check_credentials and not due:
+            # The app's Secret changed: refresh only if the secret itself did.
+            secret = await self._read_app_secret(app, spec)
+            due = secret is None or _hash(secret) != app.secret_hash
+        app.check_credentials = False
+        if due:
+            await self._refresh(app, spec)
+        elif app.check_secret:
+            await self._ensure_token_secret(app, spec)
+        app.check_secret = False
+        await self._publish(app)
+        self._reschedule(app)
+
+    async def _adopt(self, app: AppState) -> None:
+        """After a restart: take the tokens already in the token Secret when they match
+        what status recorded, so nothing still valid is fetched again."""
+        app.adopted = True
+        if app.spec is None:
+            return
+        secret = await self.kube.get_secret(app.namespace, app.spec.token_secret_name(app.name))
+        held = read_token_secret(secret)
+        recorded = (app.status.get("token") or {}).get("fingerprint")
+        if held is None or recorded != held.fingerprint():
+            return
+        if set(held.values) != set(_token_types(app.spec)) or held.earliest_expiry <= self.clock():
+            return
+        app.held = held
+        app.token_secret_rv = (secret or {}).get("metadata", {}).get("resourceVersion")
+        if app.next_refresh_at is None:
+            app.next_refresh_at = policy.next_refresh_at(
+                held.earliest_expiry,
+                app.spec.refresh.renew_before_seconds,
+                app.spec.refresh.jitter,
+                self.rng,
+            )
+        log.info(
+            "resumed: token in Secret still valid until %s, next refresh %s",
+            _iso(held.earliest_expiry),
+            _iso(app.next_refresh_at),
+        )
+
+    def _resume_from_status(self, app: AppState) -> None:
+        token = app.status.get("token") or {}
+        app.next_refresh_at = parse_rfc3339(token.get("nextRefreshAt"))
+        app.refreshed_at = parse_rfc3339(token.get("refreshedAt"))
+        conds = {c.get("type"): c for c in app.status.get("conditions") or []}
+        tok = conds.get("TokenReady") or {}
+        app.refreshed_before = tok.get("reason") == "Refreshed"
+        cred = conds.get("CredentialsValid") or {}
+        if cred.get("reason") and cred.get("reason") != "Pending":
+            app.credentials = Credentials(cred["reason"], cred.get("message", ""))
+        app.failures = int(app.status.get("consecutiveFailures") or 0)
+        err = app.status.get("lastError")
+        if err and app.failures:
+            app.last_error = ErrorFacts(
+                err.get("reason", "UnknownError"), err.get("message", ""), err.get("code")
+            )
+
+    async def _read_app_secret(self, app: AppState, spec: LarkAppSpec) -> str | None:
+        ref = spec.app_secret_ref
+        secret = await self.kube.get_secret(app.namespace, ref.name)
+        if secret is None:
+            self._fail_config(
+                app, "SecretNotFound", f"Secret {ref.name} not found in namespace {app.namespace}."
+            )
+            return None
+        raw = (secret.get("data") or {}).get(ref.key)
+        value = _decode(raw)
+        if not value:
+            self._fail_config(
+                app, "SecretKeyMissing", f"Secret {ref.name} has no non-empty key {ref.key!r}."
+            )
+            return None
+        return value
+
+    def _fail_config(self, app: AppState, reason: str, message: str) -> None:
+        """A problem on our side of the wire (no upstream call was made)."""
+        app.credentials = Credentials(reason, message)
+        self._record_failure(
+            app, ErrorKind.CONFIG, ErrorFacts(reason, message, None, self.clock()), None
+        )
+
+    def _record_failure(
+        self, app: AppState, kind: ErrorKind, err: ErrorFacts, retry_after: float | None
+    ) -> None:
+        app.failures += 1
+        app.last_error = err
+        app.force = False
+        now = self.clock()
+        delay = policy.retry_delay(
+            kind=kind,
+            failures=app.failures,
+            now=now,
+            token_expires_at=app.held.earliest_expiry if app.held else None,
+            retry_after=retry_after,
+            base=self.settings.retry_base,
+            cap=self.settings.retry_cap,
+            credentials_cap=self.settings.credentials_retry_cap,
+            near_expiry_cap=self.settings.near_expiry_retry_cap,
+            rng=self.rng,
+        )
+        app.next_refresh_at = now + delay
+        metrics.TOKEN_REFRESHES.labels("failure").inc()
+        metrics.CONSECUTIVE_FAILURES.labels(app.namespace, app.name).set(app.failures)
+        log.warning(
+            "refresh failed (%s), attempt %d, next try in %.1fs: %s",
+            err.reason,
+            app.failures,
+            delay,
+            err.message,
+            extra={"error_code": err.code} if err.code is not None else None,
+        )
+
+    async def _refresh(self, app: AppState, spec: LarkAppSpec) -> None:
+        base_url = spec.base_url()
+        if spec.domain not in ("feishu", "lark") and base_url not in (
+            self.settings.normalized_allowed()
+        ):
+            self._fail_config(
+                app,
+                "DomainNotAllowed",
+                f"spec.domain {spec.domain!r} is not in the operator's --allowed-base-url list.",
+            )
+            return
+        secret = await self._read_app_secret(app, spec)
+        if secret is None:
+            return
+        app.secret_hash = _hash(secret)
+        min_valid = spec.refresh.renew_before_seconds * (1 + spec.refresh.jitter) + 60
+        values: dict[str, str] = {}
+        expires: dict[str, float] = {}
+        try:
+            for token_type in _token_types(spec):
+                tok = await self.client.get_token(
+                    base_url,
+                    spec.app_id,
+                    secret,
+                    token_type,
+                    min_valid_for=min_valid,
+                    force=app.force,
+                    request_id=_current_request_id(),
+                )
+                values[token_type], expires[token_type] = tok.value, tok.expires_at
+        except OpenPlatformError as e:
+            if e.kind in (ErrorKind.CREDENTIALS, ErrorKind.CONFIG):
+                app.credentials = Credentials(e.reason, _safe(e))
+            elif app.credentials is None or app.credentials.reason != "Valid":
+                app.credentials = Credentials(e.reason, _safe(e))
+            self._record_failure(
+                app, e.kind, ErrorFacts(e.reason, _safe(e), e.code, self.clock()), e.retry_after
+            )
+            return
+        new = HeldTokens(values, expires)
+        now = self.clock()
+        changed = app.held is None or new.fingerprint() != app.held.fingerprint()
+        if changed:
+            if app.held is not None:
+                app.refreshed_before = True
+            app.refreshed_at = now
+        app.held, app.force = new, False
+        app.credentials = Credentials("Valid", f"App {spec.app_id} authenticated.")
+        app.last_error, app.failures = None, 0
+        app.next_refresh_at = max(
+            policy.next_refresh_at(
+                new.earliest_expiry,
+                spec.refresh.renew_before_seconds,
+                spec.refresh.jitter,
+                self.rng,
+            ),
+            now + self.settings.retry_base,  # a platform handing back the same token early
+        )
+        metrics.TOKEN_REFRESHES.labels("success" if changed else "unchanged").inc()
+        metrics.CONSECUTIVE_FAILURES.labels(app.namespace, app.name).set(0)
+        for t, exp in expires.items():
+            metrics.TOKEN_EXPIRY.labels(app.namespace, app.name, t).set(exp)
+        await self._ensure_token_secret(app, spec)
+        if changed:
+            log.info(
+                "token %s until %s; next refresh %s",
+                "issued" if not app.refreshed_before else "refreshed",
+                _iso(new.earliest_expiry),
+                _iso(app.next_refresh_at),
+            )
+
+    async def _ensure_token_secret(self, app: AppState, spec: LarkAppSpec) -> None:
+        if app.held is None:
+            return
+        desired = build_token_secret(
+            namespace=app.namespace,
+            larkapp_name=app.name,
+            larkapp_uid=app.uid,
+            spec=spec,
+            tokens=app.held,
+        )
+        name = desired["metadata"]["name"]
+        for _ in range(3):
+            actual = await self.kube.get_secret(app.namespace, name)
+            diff = drift(actual, desired)
+            if not diff:
+                app.token_secret_rv = actual["metadata"]["resourceVersion"] if actual else None
+                return
+            try:
+                if actual is None:
+                    written = await self.kube.create_secret(app.namespace, desired)
+                else:
+                    merged = _merge_secret(actual, desired)
+                    written = await self.kube.replace_secret(app.namespace, name, merged)
+            except KubeError as e:
+                if e.status in (409,):
+                    continue  # raced with someone; read again
+                raise
+            app.token_secret_rv = written["metadata"]["resourceVersion"]
+            if actual is not None and app.refreshed_at != self.clock():
+                log.info("restored token Secret %s (%s)", name, ", ".join(diff))
+            return
+
+    # --- probes ---------------------------------------------------------------------------
+    async def _sync_probes(self, app: AppState, spec: LarkAppSpec) -> None:
+        app.probes_dirty = False
+        if self.probes is None:
+            return
+        configured = set(spec.probes.configured)
+        for dep in ("postgres", "redis", "rabbitmq"):
+            if dep not in configured:
+                self.probes.unsubscribe(app.key, dep)
+                app.probe_entries.pop(dep, None)
+                continue
+            cfg = getattr(spec.probes, dep)
+            ref = cfg.dsn_secret_ref if dep == "postgres" else cfg.url_secret_ref
+            url = await self._read_ref(app, ref.name, ref.key)
+            mgmt = None
+            if (
+                dep == "rabbitmq"
+                and cfg.management_url_secret_ref is not None
+                and isinstance(url, str)
+            ):
+                m = cfg.management_url_secret_ref
+                mgmt = await self._read_ref(app, m.name, m.key)
+            for value in (url, mgmt):
+                if isinstance(value, _ProbeFailure):
+                    self.probes.unsubscribe(app.key, dep)
+                    await self._on_probe_result(app.key, value, dependency=dep)
+                    break
+            else:
+                self.probes.subscribe(
+                    app.key,
+                    dep,
+                    url,
+                    cfg,
+                    spec.probes.interval_seconds,
+                    spec.probes.timeout_seconds,
+                    self._on_probe_result,
+                    management_url=mgmt if isinstance(mgmt, str) else None,
+                )
+
+    async def _read_ref(self, app: AppState, name: str, key: str) -> str | _ProbeFailure:
+        secret = await self.kube.get_secret(app.namespace, name)
+        if secret is None:
+            return _ProbeFailure("SecretNotFound", f"Secret {name} not found.", self.clock())
+        value = _decode((secret.get("data") or {}).get(key))
+        if not value:
+            return _ProbeFailure(
+                "SecretNotFound", f"Secret {name} has no key {key!r}.", self.clock()
+            )
+        return value
+
+    async def _on_probe_result(self, key: Key, result: Any, dependency: str | None = None) -> None:
+        app = self.apps.get(key)
+        if app is None or app.spec is None or app.spec.suspend:
+            return
+        dep = dependency or result.dependency
+        metrics.PROBE_UP.labels(app.namespace, app.name, dep).set(1 if result.healthy else 0)
+        last = app.probe_entries.get(dep)
+        now = self.clock()
+        stale = now - app.probe_written_at.get(dep, 0.0) >= self.settings.probe_status_every
+        if (
+            last is not None
+            and not stale
+            and (last.get("healthy"), last.get("reason")) == (bool(result.healthy), result.reason)
+        ):
+            return  # unchanged: metrics only, no status write
+        app.probe_entries[dep] = probe_entry(result)
+        app.probe_written_at[dep] = now
+        await self._publish(app)
+
+    # --- status -----------------------------------------------------------------------------
+    def _observed(self, app: AppState) -> Observed:
+        spec = app.spec
+        token = None
+        if app.held is not None and spec is not None:
+            token = TokenFacts(
+                secret_name=spec.token_secret_name(app.name),
+                expires_at=app.held.earliest_expiry,
+                refreshed_at=app.refreshed_at or self.clock(),
+                next_refresh_at=app.next_refresh_at,
+                fingerprint=app.held.fingerprint(),
+                refreshed_before=app.refreshed_before,
+            )
+        return Observed(
+            generation=app.generation,
+            now=self.clock(),
+            suspended=bool(spec and spec.suspend),
+            credentials=app.credentials,
+            token=token,
+            last_error=app.last_error,
+            consecutive_failures=app.failures,
+            configured_probes=spec.probes.configured if spec and not spec.suspend else (),
+            probes=dict(app.probe_entries),
+        )
+
+    async def _publish(self, app: AppState) -> None:
+        async with app.lock:
+            new = build_status(self._observed(app), app.status)
+            patch = status_patch(new, app.status)
+            if patch is None:
+                return
+            old, app.status = app.status, new
+            try:
+                await self.kube.patch_larkapp_status(app.namespace, app.name, patch)
+            except KubeError as e:
+                if e.status == 404:
+                    return  # deleted meanwhile
+                app.status = old
+                raise
+            metrics.STATUS_WRITES.inc()
+            _export_conditions(app, new)
+            for ev in transitions(old, new):
+                metrics.EVENTS_EMITTED.labels(ev.reason).inc()
+                try:
+                    await self.kube.create_event(app.body_ref(), ev.type, ev.reason, ev.message)
+                except KubeError as e:
+                    log.warning("could not post Event %s: %s", ev.reason, e)
+
+    # --- indexes ------------------------------------------------------------------------------
+    def _index(self, app: AppState) -> None:
+        self._unindex(app.key)
+        if app.spec is None:
+            return
+        for name in app.spec.referenced_secrets():
+            self._refs.setdefault((app.namespace, name), set()).add(app.key)
+        self._token_secrets[(app.namespace, app.spec.token_secret_name(app.name))] = app.key
+
+    def _unindex(self, key: Key) -> None:
+        for ref, keys in list(self._refs.items()):
+            if ref[0] == key[0]:
+                keys.discard(key)
+                if not keys:
+                    del self._refs[ref]
+        for ref, owner in list(self._token_secrets.items()):
+            if owner == key:
+                del self._token_secrets[ref]
+
+    def token_secret_selector(self) -> str:
+        return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{LARKAPP_LABEL}"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _token_types(spec: LarkAppSpec) -> list[str]:
+    return [t for t in ("tenant", "app") if getattr(spec.tokens, t)]
+
+
+def _token_inputs(spec: LarkAppSpec) -> tuple[Any, ...]:
+    return (spec.app_id, spec.app_secret_ref, spec.domain, spec.tokens)
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _decode(raw: Any) -> str | None:
+    if not raw:
+        return None
+    try:
+        return base64.b64decode(raw).decode().strip() or None
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _merge_secret(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """Desired content on top of what is there: keep others' extra labels/annotations and
+    the resourceVersion (optimistic concurrency)."""
+    meta = dict(actual.get("metadata") or {})
+    d_meta = desired["metadata"]
+    meta["labels"] = {**(meta.get("labels") or {}), **d_meta["labels"]}
+    meta["annotations"] = {**(meta.get("annotations") or {}), **d_meta["annotations"]}
+    if "ownerReferences" in d_meta:
+        others = [
+            o
+            for o in meta.get("ownerReferences") or []
+            if o.get("uid") != d_meta["ownerReferences"][0]["uid"]
+        ]
+        meta["ownerReferences"] = [*others, *d_meta["ownerReferences"]]
+    data = {**(actual.get("data") or {}), **desired["data"]}
+    for stale in ("tenant_access_token", "app_access_token"):
+        if stale not in desired["data"]:
+            data.pop(stale, None)
+    return {**desired, "metadata": meta, "data": data}
+
+
+def _export_conditions(app: AppState, status: Mapping[str, Any]) -> None:
+    for c in status.get("conditions") or []:
+        for s in ("True", "False", "Unknown"):
+            metrics.CONDITION.labels(app.namespace, app.name, c["type"], s).set(
+                1 if c["status"] == s else 0
+            )
+
+
+def _safe(e: BaseException) -> str:
+    """Exception text for status/logs. OpenPlatformError and KubeError never carry secrets;
+    anything else is reduced to its type."""
+    if isinstance(e, (OpenPlatformError, KubeError)):
+        return str(e)
+    return type(e).__name__
+
+
+def _validation_summary(e: ValidationError) -> str:
+    return "; ".join(".".join(str(p) for p in err["loc"]) + ": " + err["msg"] for err in e.errors())
+
+
+def _iso(ts: float | None) -> str:
+    return rfc3339(ts) or "-"
+
+
+def _current_request_id() -> str | None:
+    return current_context().get("request_id")

@@ -1,0 +1,44 @@
+"""Every operator knob in one place: CLI flags override LARK_OPERATOR_* environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"LARK_OPERATOR_{name}", default)
+
+
+def _env_list(name: str) -> list[str]:
+    raw = os.environ.get(f"LARK_OPERATOR_{name}", "")
+    return [x.strip() for x in raw.split(",") if x.strip()]
+
+
+@dataclass
+class Settings:
+    namespaces: list[str] = field(default_factory=lambda: _env_list("NAMESPACES"))
+    all_namespaces: bool = False
+    health_port: int = int(_env("HEALTH_PORT", "9091"))
+    metrics_port: int | None = None  # None: same as the health port
+    log_format: str = _env("LOG_FORMAT", "text")
+    log_level: str = _env("LOG_LEVEL", "INFO")
+    allowed_base_urls: list[str] = field(default_factory=lambda: _env_list("ALLOWED_BASE_URLS"))
+    # Open Platform client
+    api_rate_per_second: float = float(_env("API_RATE", "10"))
+    api_burst: int = int(_env("API_BURST", "20"))
+    # Refresh scheduling
+    max_concurrent_refreshes: int = int(_env("MAX_CONCURRENT_REFRESHES", "32"))
+    retry_base: float = float(_env("RETRY_BASE_SECONDS", "5"))
+    retry_cap: float = float(_env("RETRY_CAP_SECONDS", "300"))
+    credentials_retry_cap: float = float(_env("CREDENTIALS_RETRY_CAP_SECONDS", "600"))
+    near_expiry_retry_cap: float = float(_env("NEAR_EXPIRY_RETRY_CAP_SECONDS", "30"))
+    # Probes
+    max_concurrent_probes: int = int(_env("MAX_CONCURRENT_PROBES", "16"))
+    probe_status_every: float = float(_env("PROBE_STATUS_EVERY_SECONDS", "300"))
+    # HA
+    peering: str | None = os.environ.get("LARK_OPERATOR_PEERING") or None
+    priority: int = int(_env("PRIORITY", "0"))
+
+    def normalized_allowed(self) -> set[str]:
+        return {u.rstrip("/") for u in self.allowed_base_urls}

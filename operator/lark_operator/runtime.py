@@ -1,0 +1,123 @@
+"""The operator's long-lived parts, built once at start-up and shared by the handlers:
+Kubernetes client, Open Platform client, probe scheduler, controller, Secret watch and
+the health/metrics server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from lark_operator import __version__, metrics
+from lark_operator.controller import Controller
+from lark_operator.health_server import HealthServer
+from lark_operator.kube import KubeClient
+from lark_operator.openplatform import OpenPlatformClient
+from lark_operator.operator_settings import Settings
+
+log = logging.getLogger("lark_operator.runtime")
+
+
+class Runtime:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.kube: KubeClient | None = None
+        self.client: OpenPlatformClient | None = None
+        self.probes: Any = None
+        self._controller: Controller | None = None
+        self._watch_tasks: list[asyncio.Task[None]] = []
+        self.watch_state: dict[str, Any] = {"secrets": "starting"}
+        self.health = HealthServer(self)
+
+    @property
+    def controller(self) -> Controller:
+        if self._controller is None:
+            raise RuntimeError("operator not started")
+        return self._controller
+
+    async def start(self, kopf_settings: Any = None) -> None:
+        from lark_operator.probes.scheduler import ProbeScheduler
+
+        s = self.settings
+        metrics.BUILD_INFO.labels(__version__).set(1)
+        self.kube = KubeClient()
+        self.client = OpenPlatformClient(rate_per_second=s.api_rate_per_second, burst=s.api_burst)
+        self.probes = ProbeScheduler(max_concurrency=s.max_concurrent_probes)
+        await self.probes.start()
+        self._controller = Controller(self.kube, self.client, s, probes=self.probes)
+        await self._controller.start()
+        namespaces: list[str | None] = list(s.namespaces) if s.namespaces else [None]
+        for ns in namespaces:
+            self._watch_tasks.append(asyncio.create_task(self._watch_secrets(ns)))
+        await self.health.start()
+        log.info(
+            "lark-operator %s started (%s)",
+            __version__,
+            "namespaces " + ",".join(s.namespaces) if s.namespaces else "all namespaces",
+        )
+
+    async def _watch_secrets(self, namespace: str | None) -> None:
+        assert self.kube is not None
+        while True:
+            try:
+                async for event, obj in self.kube.watch_secret_metadata(namespace):
+                    self.watch_state["secrets"] = "watching"
+                    meta = obj.get("metadata") or {}
+                    self.controller.secret_changed(
+                        event,
+                        meta.get("namespace", ""),
+                        meta.get("name", ""),
+                        meta.get("resourceVersion"),
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.watch_state["secrets"] = f"error: {type(e).__name__}"
+                log.warning("Secret watch failed (%s); retrying in 5s", e)
+                await asyncio.sleep(5)
+
+    async def stop(self) -> None:
+        for t in self._watch_tasks:
+            t.cancel()
+        await asyncio.gather(*self._watch_tasks, return_exceptions=True)
+        if self._controller:
+            await self._controller.stop()
+        if self.probes:
+            await self.probes.stop()
+        if self.client:
+            await self.client.close()
+        if self.kube:
+            await self.kube.close()
+        await self.health.stop()
+
+    def health_report(self) -> dict[str, Any]:
+        c = self._controller
+        ctrl = c.health() if c else {"scheduler": "starting"}
+        probes = self.probes.stats() if self.probes is not None else {}
+        healthy = (
+            bool(c)
+            and ctrl.get("scheduler") == "running"
+            and not str(self.watch_state.get("secrets", "")).startswith("error")
+        )
+        return {
+            "status": "healthy" if healthy else "unhealthy",
+            "version": __version__,
+            "controller": ctrl,
+            "watches": dict(self.watch_state),
+            "probes": probes,
+        }
+
+
+_RUNTIME: Runtime | None = None
+
+
+def install(settings: Settings) -> Runtime:
+    global _RUNTIME
+    _RUNTIME = Runtime(settings)
+    return _RUNTIME
+
+
+def runtime() -> Runtime:
+    if _RUNTIME is None:
+        raise RuntimeError("runtime not installed: start through `lark-operator run`")
+    return _RUNTIME

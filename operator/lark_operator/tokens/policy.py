@@ -1,0 +1,57 @@
+"""When to refresh and how long to wait after a failure: pure functions of time.
+
+Kept apart from the controller so the rules that decide whether a token can lapse are
+tested directly with numbers, not through a running operator.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from lark_operator.openplatform import ErrorKind, backoff_delay
+
+
+def next_refresh_at(
+    expires_at: float, renew_before: float, jitter: float, rng: Callable[[], float] = random.random
+) -> float:
+    """Renew `renew_before` (plus up to `jitter` of it, at random) ahead of expiry, so that
+    many apps do not renew in lockstep. The lead is clamped to 29m so that the refresh
+    always falls inside the platform's 30-minute re-issue window (earlier, the platform
+    would hand back the same token)."""
+    lead = min(renew_before * (1.0 + jitter * rng()), 29 * 60.0)
+    return expires_at - lead
+
+
+def retry_delay(
+    *,
+    kind: ErrorKind,
+    failures: int,
+    now: float,
+    token_expires_at: float | None,
+    retry_after: float | None,
+    base: float,
+    cap: float,
+    credentials_cap: float,
+    near_expiry_cap: float,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Seconds until the next attempt after `failures` failures in a row (>= 1).
+
+    - wrong credentials/config: grows 30s, 60s, ... to `credentials_cap` (no hot loop; a
+      change to the app's Secret retries at once anyway);
+    - rate limited: at least what x-ogw-ratelimit-reset asked for;
+    - transient: exponential with full jitter up to `cap`, but while a token is held the
+      wait never exceeds `near_expiry_cap` and never passes the expiry, so the token is
+      renewed within one short delay after the platform comes back.
+    """
+    attempt = max(0, failures - 1)
+    if kind in (ErrorKind.CREDENTIALS, ErrorKind.CONFIG):
+        delay = min(credentials_cap, 30.0 * 2.0 ** min(attempt, 16))
+        return delay * (0.9 + 0.2 * rng())
+    delay = max(1.0, backoff_delay(attempt, base=base, cap=cap, rng=rng))
+    if token_expires_at is not None and token_expires_at > now:
+        delay = min(delay, near_expiry_cap, max(1.0, token_expires_at - now))
+    if kind is ErrorKind.RATE_LIMITED and retry_after:
+        delay = max(delay, retry_after)  # asking sooner only earns another 429
+    return delay

@@ -1,0 +1,114 @@
+"""A small synchronous view of the real apiserver for tests (official Python client)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from lark_operator import GROUP, PLURAL, VERSION
+from lark_operator.devenv.binaries import find
+
+
+class Kube:
+    def __init__(self, kubeconfig: str):
+        self.kubeconfig = kubeconfig
+        self.api = config.new_client_from_config(config_file=kubeconfig)
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.kubectl_bin = str(find("kubectl"))
+
+    # --- kubectl, as a user would ---------------------------------------------------------
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True
+                ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [self.kubectl_bin, "--kubeconfig", self.kubeconfig, *args],
+            input=input, capture_output=True, text=True, timeout=60,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    def apply(self, manifest: dict[str, Any] | str, check: bool = True
+              ) -> subprocess.CompletedProcess[str]:
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+        return self.kubectl("apply", "-f", "-", input=text, check=check)
+
+    # --- LarkApps ---------------------------------------------------------------------------
+    def larkapp(self, ns: str, name: str) -> dict[str, Any]:
+        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name))
+
+    def create_larkapp(self, ns: str, name: str, spec: dict[str, Any],
+                       annotations: dict[str, str] | None = None) -> dict[str, Any]:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LarkApp",
+                "metadata": {"name": name, "annotations": annotations or {}}, "spec": spec}
+        return dict(self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body))
+
+    def patch_larkapp(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name,
+                                                               patch))
+
+    def delete_larkapp(self, ns: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+
+    def condition(self, ns: str, name: str, ctype: str) -> dict[str, Any] | None:
+        status = self.larkapp(ns, name).get("status") or {}
+        for c in status.get("conditions") or []:
+            if c["type"] == ctype:
+                return dict(c)
+        return None
+
+    # --- Secrets --------------------------------------------------------------------------
+    def secret(self, ns: str, name: str) -> dict[str, str] | None:
+        """Decoded data of a Secret, or None."""
+        try:
+            s = self.core.read_namespaced_secret(name, ns)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v).decode() for k, v in (s.data or {}).items()}
+
+    def secret_obj(self, ns: str, name: str) -> Any:
+        try:
+            return self.core.read_namespaced_secret(name, ns)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def put_secret(self, ns: str, name: str, data: dict[str, str]) -> None:
+        body = client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+        try:
+            self.core.create_namespaced_secret(ns, body)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            self.core.replace_namespaced_secret(
+                name, ns, client.V1Secret(metadata=client.V1ObjectMeta(name=name),
+                                          string_data=data))
+
+    def delete_secret(self, ns: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_secret(name, ns)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    def events(self, ns: str, name: str | None = None) -> list[Any]:
+        items = self.core.list_namespaced_event(ns).items
+        return [e for e in items if name is None or e.involved_object.name == name]
+
+    def event_reasons(self, ns: str, name: str) -> list[str]:
+        return [e.reason for e in sorted(self.events(ns, name),
+                                         key=lambda e: e.metadata.creation_timestamp)]
+
+
+def write_kubeconfig_copy(src: str, dst: Path) -> str:
+    dst.write_text(Path(src).read_text())
+    return str(dst)
