@@ -154,8 +154,10 @@ async def probe_rabbitmq(
             return Finding(PROBE_ERROR, f"{where['management']} failed: {type(exc).__name__}")
         if isinstance(exc, ssl.SSLError):
             return Finding(PROBE_ERROR, f"TLS with {broker} failed: {type(exc).__name__}")
-        if isinstance(exc, amqp_exc.AMQPConnectionError):
+        if isinstance(exc, amqp_exc.ConnectionClosed):
             return Finding(UNREACHABLE, f"{broker} closed the connection: {_amqp_text(exc)}")
+        if isinstance(exc, amqp_exc.AMQPConnectionError):  # aiormq wraps socket errors
+            return Finding(UNREACHABLE, f"cannot connect to {broker}: {_amqp_text(exc)}")
         if isinstance(exc, OSError):
             return Finding(UNREACHABLE, f"cannot connect to {broker}: {exc.strerror or exc}")
         return None
