@@ -25,7 +25,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lark_operator import LARKAPP_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, metrics
+from lark_operator import (
+    LARKAPP_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    REFRESH_HANDLED_ANNOTATION,
+    metrics,
+)
 from lark_operator.kube import KubeClient, KubeError
 from lark_operator.logs import current_context, log_context
 from lark_operator.models import LarkAppSpec
@@ -90,6 +96,8 @@ class AppState:
     dirty: bool = False
     sched_seq: int = 0
     token_secret_rv: str | None = None
+    refresh_request: str | None = None  # refresh annotation value being handled
+    refresh_request_done: str | None = None
     probe_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     probe_written_at: dict[str, float] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -152,7 +160,13 @@ class Controller:
         }
 
     # --- what kopf tells us ------------------------------------------------------------
-    def upsert(self, body: Mapping[str, Any], *, force_refresh: bool = False) -> None:
+    def upsert(
+        self,
+        body: Mapping[str, Any],
+        *,
+        force_refresh: bool = False,
+        refresh_request: str | None = None,
+    ) -> None:
         meta = body.get("metadata") or {}
         key = (meta["namespace"], meta["name"])
         app = self.apps.get(key)
@@ -176,6 +190,10 @@ class Controller:
                 and _token_inputs(old_spec) != _token_inputs(app.spec)
             ):
                 app.force = True  # a new app/secret/domain/token set: fetch for it now
+        if refresh_request is not None:
+            if refresh_request == app.refresh_request:
+                return  # already queued; this event is our own or a repeat
+            app.refresh_request = refresh_request
         app.force = app.force or force_refresh
         self._index(app)
         self.kick(key)
@@ -198,7 +216,7 @@ class Controller:
             log.info(
                 "deleted token Secret %s (deletionPolicy Delete)",
                 secret_name,
-                extra={"namespace": key[0], "name": key[1]},
+                extra={"namespace": key[0], "larkapp": key[1]},
             )
         else:
             # Retain: cut the owner reference, or the garbage collector would take it.
@@ -341,11 +359,23 @@ class Controller:
         app.check_credentials = False
         if due:
             await self._refresh(app, spec)
+            await self._mark_refresh_handled(app)
         elif app.check_secret:
             await self._ensure_token_secret(app, spec)
         app.check_secret = False
         await self._publish(app)
         self._reschedule(app)
+
+    async def _mark_refresh_handled(self, app: AppState) -> None:
+        """Record that a `kubectl lark refresh` request was acted on (success or not)."""
+        req = app.refresh_request
+        if req is None or req == app.refresh_request_done:
+            return
+        app.refresh_request_done = req
+        annotations = {REFRESH_HANDLED_ANNOTATION: req}
+        await self.kube.patch_larkapp(
+            app.namespace, app.name, {"metadata": {"annotations": annotations}}
+        )
 
     async def _adopt(self, app: AppState) -> None:
         """After a restart: take the tokens already in the token Secret when they match
@@ -462,7 +492,9 @@ class Controller:
         if secret is None:
             return
         app.secret_hash = _hash(secret)
-        min_valid = spec.refresh.renew_before_seconds * (1 + spec.refresh.jitter) + 60
+        # Only a token fresher than the one this app is renewing may come from the shared
+        # cache (another LarkApp of the same app may have renewed it a moment ago).
+        min_valid = spec.refresh.renew_before_seconds * (1 + spec.refresh.jitter) + 5
         values: dict[str, str] = {}
         expires: dict[str, float] = {}
         try:

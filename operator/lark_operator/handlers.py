@@ -10,7 +10,14 @@ from typing import Any
 
 import kopf
 
-from lark_operator import FINALIZER, GROUP, PLURAL, REFRESH_ANNOTATION, VERSION
+from lark_operator import (
+    FINALIZER,
+    GROUP,
+    PLURAL,
+    REFRESH_ANNOTATION,
+    REFRESH_HANDLED_ANNOTATION,
+    VERSION,
+)
 from lark_operator.runtime import runtime
 
 RESOURCE = (GROUP, VERSION, PLURAL)
@@ -43,11 +50,21 @@ async def observe(body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.update(*RESOURCE)
-async def changed(body: kopf.Body, old: Any, new: Any, **_: Any) -> None:
-    before = ((old or {}).get("metadata") or {}).get("annotations") or {}
-    after = ((new or {}).get("metadata") or {}).get("annotations") or {}
-    forced = after.get(REFRESH_ANNOTATION) not in (None, before.get(REFRESH_ANNOTATION))
-    runtime().controller.upsert(body, force_refresh=forced)
+async def changed(body: kopf.Body, **_: Any) -> None:
+    runtime().controller.upsert(body)
+
+
+@kopf.on.event(*RESOURCE)
+async def refresh_requested(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """kopf leaves annotations under its own prefix out of its diffs, so the refresh
+    annotation is watched here, on every event, against the value last handled (kept in
+    a sibling annotation, so a request made while the operator was down is not lost)."""
+    if type == "DELETED":
+        return
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    requested = annotations.get(REFRESH_ANNOTATION)
+    if requested and requested != annotations.get(REFRESH_HANDLED_ANNOTATION):
+        runtime().controller.upsert(body, force_refresh=True, refresh_request=requested)
 
 
 @kopf.on.delete(*RESOURCE)

@@ -17,6 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 CONTEXT_FIELDS = ("request_id", "namespace", "name", "app_id", "error_code")
+# LogRecord already has `name` (the logger's); a LarkApp's name travels as `larkapp`.
+_RECORD_FIELDS = {
+    "request_id": "request_id",
+    "namespace": "namespace",
+    "larkapp": "name",
+    "app_id": "app_id",
+    "error_code": "error_code",
+}
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "lark_log_context", default=None
 )
@@ -38,10 +46,10 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     out = dict(current_context())
-    for name in CONTEXT_FIELDS:
-        value = getattr(record, name, None)
+    for attr, key in _RECORD_FIELDS.items():
+        value = getattr(record, attr, None)
         if value is not None:
-            out[name] = value
+            out[key] = value
     # kopf's per-object loggers carry the object reference.
     ref = getattr(record, "k8s_ref", None)
     if isinstance(ref, dict):
