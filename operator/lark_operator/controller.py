@@ -38,6 +38,7 @@ from lark_operator.models import LarkAppSpec
 from lark_operator.openplatform import ErrorKind, OpenPlatformClient, OpenPlatformError
 from lark_operator.operator_settings import Settings
 from lark_operator.status import (
+    CREDENTIALS_REASONS,
     Credentials,
     ErrorFacts,
     Observed,
@@ -510,13 +511,7 @@ class Controller:
                 )
                 values[token_type], expires[token_type] = tok.value, tok.expires_at
         except OpenPlatformError as e:
-            if e.kind in (ErrorKind.CREDENTIALS, ErrorKind.CONFIG):
-                app.credentials = Credentials(e.reason, _safe(e))
-            elif app.credentials is None or app.credentials.reason != "Valid":
-                app.credentials = Credentials(e.reason, _safe(e))
-            self._record_failure(
-                app, e.kind, ErrorFacts(e.reason, _safe(e), e.code, self.clock()), e.retry_after
-            )
+            await self._upstream_failed(app, spec, base_url, secret, e)
             return
         new = HeldTokens(values, expires)
         now = self.clock()
@@ -549,6 +544,26 @@ class Controller:
                 _iso(new.earliest_expiry),
                 _iso(app.next_refresh_at),
             )
+
+    async def _upstream_failed(
+        self, app: AppState, spec: LarkAppSpec, base_url: str, secret: str, e: OpenPlatformError
+    ) -> None:
+        # The condition vocabulary is fixed; a code outside it is reported verbatim as
+        # UnknownError (e.g. 9999166x "invalid token" answered by a token endpoint).
+        reason = e.reason if e.reason in CREDENTIALS_REASONS else "UnknownError"
+        kind = e.kind
+        if kind is ErrorKind.TOKEN_INVALID:
+            for token_type in _token_types(spec):
+                self.client.invalidate(base_url, spec.app_id, secret, token_type)
+            kind = ErrorKind.TRANSIENT
+        if kind in (ErrorKind.CREDENTIALS, ErrorKind.CONFIG):
+            app.credentials = Credentials(reason, _safe(e))
+        elif app.credentials is None or app.credentials.reason != "Valid":
+            # Could not tell whether the credentials are good: say why, as Unknown.
+            app.credentials = Credentials(reason, _safe(e))
+        self._record_failure(
+            app, kind, ErrorFacts(reason, _safe(e), e.code, self.clock()), e.retry_after
+        )
 
     async def _ensure_token_secret(self, app: AppState, spec: LarkAppSpec) -> None:
         if app.held is None:

@@ -37,6 +37,15 @@ CREDENTIAL_FAILURES = frozenset(
 )
 
 
+# Every reason the CredentialsValid condition may carry.
+CREDENTIALS_REASONS = CREDENTIAL_FAILURES | {
+    "Valid",
+    "RateLimited",
+    "UpstreamUnavailable",
+    "UnknownError",
+}
+
+
 def rfc3339(ts: float | None) -> str | None:
     if ts is None:
         return None
