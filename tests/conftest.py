@@ -67,10 +67,12 @@ def emulator_factory(tmp_path: Path) -> Iterator[object]:
 def operator_factory(tmp_path: Path, kubeconfig: str) -> Iterator[object]:
     started: list[Operator] = []
 
-    def make(namespaces: list[str], allowed: list[str] = (), wait: bool = True,
-             **kw: object) -> Operator:
-        op = Operator(tmp_path / f"operator-{len(started)}.log", kubeconfig, namespaces,
-                      allowed, **kw)  # type: ignore[arg-type]
+    def make(
+        namespaces: list[str], allowed: list[str] = (), wait: bool = True, **kw: object
+    ) -> Operator:
+        op = Operator(
+            tmp_path / f"operator-{len(started)}.log", kubeconfig, namespaces, allowed, **kw
+        )  # type: ignore[arg-type]
         started.append(op)
         return op.start(wait=wait)
 

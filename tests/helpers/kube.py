@@ -24,18 +24,23 @@ class Kube:
         self.kubectl_bin = str(find("kubectl"))
 
     # --- kubectl, as a user would ---------------------------------------------------------
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True
-                ) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [self.kubectl_bin, "--kubeconfig", self.kubeconfig, *args],
-            input=input, capture_output=True, text=True, timeout=60,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
         return proc
 
-    def apply(self, manifest: dict[str, Any] | str, check: bool = True
-              ) -> subprocess.CompletedProcess[str]:
+    def apply(
+        self, manifest: dict[str, Any] | str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
         return self.kubectl("apply", "-f", "-", input=text, check=check)
 
@@ -43,15 +48,21 @@ class Kube:
     def larkapp(self, ns: str, name: str) -> dict[str, Any]:
         return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name))
 
-    def create_larkapp(self, ns: str, name: str, spec: dict[str, Any],
-                       annotations: dict[str, str] | None = None) -> dict[str, Any]:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LarkApp",
-                "metadata": {"name": name, "annotations": annotations or {}}, "spec": spec}
+    def create_larkapp(
+        self, ns: str, name: str, spec: dict[str, Any], annotations: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "LarkApp",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": spec,
+        }
         return dict(self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body))
 
     def patch_larkapp(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name,
-                                                               patch))
+        return dict(
+            self.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name, patch)
+        )
 
     def delete_larkapp(self, ns: str, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
@@ -90,8 +101,8 @@ class Kube:
             if e.status != 409:
                 raise
             self.core.replace_namespaced_secret(
-                name, ns, client.V1Secret(metadata=client.V1ObjectMeta(name=name),
-                                          string_data=data))
+                name, ns, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+            )
 
     def delete_secret(self, ns: str, name: str) -> None:
         try:
@@ -105,8 +116,10 @@ class Kube:
         return [e for e in items if name is None or e.involved_object.name == name]
 
     def event_reasons(self, ns: str, name: str) -> list[str]:
-        return [e.reason for e in sorted(self.events(ns, name),
-                                         key=lambda e: e.metadata.creation_timestamp)]
+        return [
+            e.reason
+            for e in sorted(self.events(ns, name), key=lambda e: e.metadata.creation_timestamp)
+        ]
 
 
 def write_kubeconfig_copy(src: str, dst: Path) -> str:

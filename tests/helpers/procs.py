@@ -26,10 +26,15 @@ class Proc:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=self.env,
-                                     start_new_session=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            start_new_session=True,
+        )
         log.close()
         return self
 
@@ -58,8 +63,9 @@ class Proc:
 
 def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 5) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         raw = resp.read()
         return json.loads(raw) if raw else None
@@ -68,11 +74,27 @@ def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 
 class Emulator(Proc):
     url: str
 
-    def __init__(self, log_path: Path, apps: dict[str, str], token_ttl: int = 7200,
-                 reissue_window: int = 1800, port: int | None = None):
+    def __init__(
+        self,
+        log_path: Path,
+        apps: dict[str, str],
+        token_ttl: int = 7200,
+        reissue_window: int = 1800,
+        port: int | None = None,
+    ):
         self.port = port or free_port()
-        argv = [SCRIPT, "emulator", "--host", "127.0.0.1", "--port", str(self.port),
-                "--token-ttl", str(token_ttl), "--reissue-window", str(reissue_window)]
+        argv = [
+            SCRIPT,
+            "emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--token-ttl",
+            str(token_ttl),
+            "--reissue-window",
+            str(reissue_window),
+        ]
         for app_id, secret in apps.items():
             argv += ["--app", f"{app_id}:{secret}"]
         super().__init__(argv, log_path)
@@ -110,8 +132,15 @@ class Emulator(Proc):
 
 
 class Operator(Proc):
-    def __init__(self, log_path: Path, kubeconfig: str, namespaces: list[str],
-                 allowed: list[str] = (), extra: list[str] = (), env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        log_path: Path,
+        kubeconfig: str,
+        namespaces: list[str],
+        allowed: list[str] = (),
+        extra: list[str] = (),
+        env: dict[str, str] | None = None,
+    ):
         self.health_port = free_port()
         argv = [SCRIPT, "run", "--health-port", str(self.health_port), "--log-format", "json"]
         for ns in namespaces:

@@ -42,31 +42,53 @@ MALFORMED = [
     ("appId-pattern", _with("spec.appId", "app_123"), "spec.appId"),
     ("appId-too-long", _with("spec.appId", "cli_" + "a" * 61), "spec.appId"),
     ("missing-secretRef", _with("spec.appSecretRef", _DELETE), "spec.appSecretRef"),
-    ("secretRef-bad-name", _with("spec.appSecretRef", {"name": "Bad_Name"}),
-     "spec.appSecretRef.name"),
+    (
+        "secretRef-bad-name",
+        _with("spec.appSecretRef", {"name": "Bad_Name"}),
+        "spec.appSecretRef.name",
+    ),
     ("renewBefore-45m", _with("spec.refresh", {"renewBefore": "45m"}), "spec.refresh.renewBefore"),
     ("renewBefore-0s", _with("spec.refresh", {"renewBefore": "0s"}), "spec.refresh.renewBefore"),
-    ("renewBefore-garbage", _with("spec.refresh", {"renewBefore": "soon"}),
-     "spec.refresh.renewBefore"),
+    (
+        "renewBefore-garbage",
+        _with("spec.refresh", {"renewBefore": "soon"}),
+        "spec.refresh.renewBefore",
+    ),
     ("jitter-2", _with("spec.refresh", {"jitter": 2}), "spec.refresh.jitter"),
     ("jitter-negative", _with("spec.refresh", {"jitter": -0.1}), "spec.refresh.jitter"),
     ("domain-word", _with("spec.domain", "larksuite"), "spec.domain"),
     ("domain-no-scheme", _with("spec.domain", "open.example.com"), "spec.domain"),
     ("domain-ftp", _with("spec.domain", "ftp://open.example.com"), "spec.domain"),
-    ("creationPolicy", _with("spec.target", {"creationPolicy": "Adopt"}),
-     "spec.target.creationPolicy"),
-    ("deletionPolicy", _with("spec.target", {"deletionPolicy": "Keep"}),
-     "spec.target.deletionPolicy"),
-    ("target-secretName", _with("spec.target", {"secretName": "UPPER"}),
-     "spec.target.secretName"),
+    (
+        "creationPolicy",
+        _with("spec.target", {"creationPolicy": "Adopt"}),
+        "spec.target.creationPolicy",
+    ),
+    (
+        "deletionPolicy",
+        _with("spec.target", {"deletionPolicy": "Keep"}),
+        "spec.target.deletionPolicy",
+    ),
+    ("target-secretName", _with("spec.target", {"secretName": "UPPER"}), "spec.target.secretName"),
     ("no-token-type", _with("spec.tokens", {"tenant": False, "app": False}), "spec.tokens"),
     ("probe-interval", _with("spec.probes", {"interval": "1s"}), "spec.probes.interval"),
-    ("probe-timeout-ge-interval", _with("spec.probes", {"interval": "10s", "timeout": "20s"}),
-     "spec.probes"),
-    ("postgres-missing-ref", _with("spec.probes", {"postgres": {}}),
-     "spec.probes.postgres.dsnSecretRef"),
-    ("queues-without-management", _with("spec.probes", {"rabbitmq": {
-        "urlSecretRef": {"name": "mq"}, "queues": [{"name": "q"}]}}), "spec.probes.rabbitmq"),
+    (
+        "probe-timeout-ge-interval",
+        _with("spec.probes", {"interval": "10s", "timeout": "20s"}),
+        "spec.probes",
+    ),
+    (
+        "postgres-missing-ref",
+        _with("spec.probes", {"postgres": {}}),
+        "spec.probes.postgres.dsnSecretRef",
+    ),
+    (
+        "queues-without-management",
+        _with(
+            "spec.probes", {"rabbitmq": {"urlSecretRef": {"name": "mq"}, "queues": [{"name": "q"}]}}
+        ),
+        "spec.probes.rabbitmq",
+    ),
     ("suspend-string", _with("spec.suspend", "yes"), "spec.suspend"),
 ]
 
@@ -125,8 +147,17 @@ def test_printer_columns_and_short_names(kube: Kube, namespace: str) -> None:
     kube.apply(doc)
     header = kube.kubectl("get", "lark", "-n", namespace).stdout.splitlines()[0].split()
     joined = " ".join(header)
-    for col in ("NAME", "APP ID", "READY", "REASON", "TOKEN EXPIRES", "POSTGRES", "REDIS",
-                "RABBITMQ", "AGE"):
+    for col in (
+        "NAME",
+        "APP ID",
+        "READY",
+        "REASON",
+        "TOKEN EXPIRES",
+        "POSTGRES",
+        "REDIS",
+        "RABBITMQ",
+        "AGE",
+    ):
         assert col in joined, f"{col} missing from {joined}"
     assert kube.kubectl("get", "larkapp", "-n", namespace, "-o", "name").stdout.strip()
 
@@ -135,19 +166,47 @@ FULL_STATUS: dict[str, Any] = {
     "observedGeneration": 1,
     "phase": "Degraded",
     "conditions": [
-        {"type": "Ready", "status": "False", "reason": "Unreachable", "message": "PostgreSQL: x",
-         "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1},
-        {"type": "TokenReady", "status": "True", "reason": "Issued", "message": "ok",
-         "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1},
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "Unreachable",
+            "message": "PostgreSQL: x",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+            "observedGeneration": 1,
+        },
+        {
+            "type": "TokenReady",
+            "status": "True",
+            "reason": "Issued",
+            "message": "ok",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+            "observedGeneration": 1,
+        },
     ],
-    "token": {"secretName": "app-lark-token", "expiresAt": "2026-01-01T02:00:00Z",
-              "refreshedAt": "2026-01-01T00:00:00Z", "nextRefreshAt": "2026-01-01T01:50:00Z",
-              "fingerprint": "sha256:0123456789ab"},
-    "probes": {"postgres": {"healthy": False, "reason": "Unreachable", "latencyMs": 1.5,
-                            "checkedAt": "2026-01-01T00:00:00Z", "message": "refused",
-                            "details": {"version": "15.4"}}},
-    "lastError": {"code": 10014, "reason": "InvalidCredentials", "message": "m", "hint": "h",
-                  "at": "2026-01-01T00:00:00Z"},
+    "token": {
+        "secretName": "app-lark-token",
+        "expiresAt": "2026-01-01T02:00:00Z",
+        "refreshedAt": "2026-01-01T00:00:00Z",
+        "nextRefreshAt": "2026-01-01T01:50:00Z",
+        "fingerprint": "sha256:0123456789ab",
+    },
+    "probes": {
+        "postgres": {
+            "healthy": False,
+            "reason": "Unreachable",
+            "latencyMs": 1.5,
+            "checkedAt": "2026-01-01T00:00:00Z",
+            "message": "refused",
+            "details": {"version": "15.4"},
+        }
+    },
+    "lastError": {
+        "code": 10014,
+        "reason": "InvalidCredentials",
+        "message": "m",
+        "hint": "h",
+        "at": "2026-01-01T00:00:00Z",
+    },
     "consecutiveFailures": 3,
 }
 
@@ -169,12 +228,23 @@ def test_crd_manifest_declares_every_status_field_the_operator_writes() -> None:
     crd = yaml.safe_load(open("crds/larkapps.yaml"))
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     obs = Observed(
-        generation=2, now=1000.0, credentials=Credentials("Valid", "ok"),
+        generation=2,
+        now=1000.0,
+        credentials=Credentials("Valid", "ok"),
         token=TokenFacts("s", 2000.0, 900.0, 1500.0, "sha256:ab", True),
         last_error=ErrorFacts("UpstreamUnavailable", "m", 5000, 990.0),
-        consecutive_failures=1, configured_probes=("postgres",),
-        probes={"postgres": {"healthy": True, "reason": "Healthy", "latencyMs": 1.0,
-                             "checkedAt": "x", "message": "m", "details": {"a": "b"}}},
+        consecutive_failures=1,
+        configured_probes=("postgres",),
+        probes={
+            "postgres": {
+                "healthy": True,
+                "reason": "Healthy",
+                "latencyMs": 1.0,
+                "checkedAt": "x",
+                "message": "m",
+                "details": {"a": "b"},
+            }
+        },
     )
     status = build_status(obs, None)
 

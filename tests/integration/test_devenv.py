@@ -16,8 +16,9 @@ pytestmark = pytest.mark.integration
 
 def _dev(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "USE_EXISTING_CLUSTER"}
-    return subprocess.run([SCRIPT, "dev", *args], capture_output=True, text=True, timeout=120,
-                          env=env)
+    return subprocess.run(
+        [SCRIPT, "dev", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -46,11 +47,25 @@ def test_up_status_down_twice(tmp_path: Path) -> None:
         assert "kube-apiserver v1.37.2" in status.stdout
 
         kubectl = Path(SCRIPT).parent / "kubectl"
-        got = subprocess.run([str(kubectl), "--kubeconfig", state["kubeconfig"], "get", "crd",
-                              "larkapps.larkservice.io", "-o", "name"],
-                             capture_output=True, text=True, timeout=30)
-        assert got.stdout.strip() == "customresourcedefinition.apiextensions.k8s.io/" \
+        got = subprocess.run(
+            [
+                str(kubectl),
+                "--kubeconfig",
+                state["kubeconfig"],
+                "get",
+                "crd",
+                "larkapps.larkservice.io",
+                "-o",
+                "name",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert (
+            got.stdout.strip() == "customresourcedefinition.apiextensions.k8s.io/"
             "larkapps.larkservice.io"
+        )
 
         down = _dev("down", "--dir", d)
         assert down.returncode == 0 and "stopped" in down.stdout

@@ -33,10 +33,15 @@ class Env:
         self.secrets.add(value)
         self.kube.put_secret(self.ns, name, {key: value})
 
-    def larkapp(self, name: str, app_id: str, secret_name: str = "lark-secret",
-                **spec: Any) -> None:
-        body = {"appId": app_id, "appSecretRef": {"name": secret_name}, "domain": self.emu.url,
-                "refresh": {"renewBefore": "1m", "jitter": 0}}
+    def larkapp(
+        self, name: str, app_id: str, secret_name: str = "lark-secret", **spec: Any
+    ) -> None:
+        body = {
+            "appId": app_id,
+            "appSecretRef": {"name": secret_name},
+            "domain": self.emu.url,
+            "refresh": {"renewBefore": "1m", "jitter": 0},
+        }
         body.update(spec)
         self.kube.create_larkapp(self.ns, name, body)
 
@@ -56,7 +61,8 @@ class Env:
         texts = [op.logs() for op in self.ops]
         texts += [f"{e.reason} {e.message}" for e in self.kube.events(self.ns)]
         for item in self.kube.custom.list_namespaced_custom_object(
-                "larkservice.io", "v1alpha1", self.ns, "larkapps")["items"]:
+            "larkservice.io", "v1alpha1", self.ns, "larkapps"
+        )["items"]:
             texts.append(str(item.get("status")))
         joined = "\n".join(texts)
         for secret in self.secrets:
@@ -64,8 +70,9 @@ class Env:
 
 
 @pytest.fixture
-def env_factory(kube: Kube, namespace: str, emulator_factory: Any,
-                operator_factory: Any) -> Iterator[Callable[..., Env]]:
+def env_factory(
+    kube: Kube, namespace: str, emulator_factory: Any, operator_factory: Any
+) -> Iterator[Callable[..., Env]]:
     made: list[Env] = []
 
     def make(apps: dict[str, str], start: bool = True, **emu_kw: Any) -> Env:

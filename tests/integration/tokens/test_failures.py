@@ -112,7 +112,9 @@ def test_faults_keep_the_last_good_token_and_recover_within_one_retry(env_factor
     def all_failing() -> bool:
         return all(
             (env.kube.condition(env.ns, f"f{i}", "TokenReady") or {}).get("reason")
-            == "RefreshFailed" for i in range(len(names)))
+            == "RefreshFailed"
+            for i in range(len(names))
+        )
 
     eventually(all_failing, 40, interval=0.5, what="refreshes failing")
     for i, kind in enumerate(names):
@@ -125,8 +127,12 @@ def test_faults_keep_the_last_good_token_and_recover_within_one_retry(env_factor
 
     env.emu.clear_faults()
     t0 = time.monotonic()
-    eventually(lambda: all(env.token(f"f{i}") != good[i] for i in range(len(names))), 35,
-               interval=0.5, what="new tokens after the faults stop")
+    eventually(
+        lambda: all(env.token(f"f{i}") != good[i] for i in range(len(names))),
+        35,
+        interval=0.5,
+        what="new tokens after the faults stop",
+    )
     recovery = time.monotonic() - t0
     assert recovery <= 32, recovery
     for i in range(len(names)):
@@ -136,15 +142,26 @@ def test_faults_keep_the_last_good_token_and_recover_within_one_retry(env_factor
 def test_missing_secret_then_created_late_is_picked_up_within_seconds(env_factory: Any) -> None:
     env = env_factory({APP: SECRET})
     env.larkapp("late", APP, secret_name="not-yet")
-    eventually(lambda: (env.kube.condition(env.ns, "late", "CredentialsValid") or {}).get(
-        "reason") == "SecretNotFound", 20)
+    eventually(
+        lambda: (
+            (env.kube.condition(env.ns, "late", "CredentialsValid") or {}).get("reason")
+            == "SecretNotFound"
+        ),
+        20,
+    )
     st = env.kube.larkapp(env.ns, "late")["status"]
     assert st["lastError"]["hint"] == hint_for("SecretNotFound")
 
     env.kube.put_secret(env.ns, "not-yet", {"wrongKey": SECRET})
     env.secrets.add(SECRET)
-    eventually(lambda: (env.kube.condition(env.ns, "late", "CredentialsValid") or {}).get(
-        "reason") == "SecretKeyMissing", 10, what="SecretKeyMissing within seconds")
+    eventually(
+        lambda: (
+            (env.kube.condition(env.ns, "late", "CredentialsValid") or {}).get("reason")
+            == "SecretKeyMissing"
+        ),
+        10,
+        what="SecretKeyMissing within seconds",
+    )
 
     t0 = time.monotonic()
     env.kube.put_secret(env.ns, "not-yet", {"appSecret": SECRET})
@@ -156,8 +173,13 @@ def test_wrong_secret_then_rotated_to_the_right_one(env_factory: Any) -> None:
     env = env_factory({APP: SECRET})
     env.app_secret("lark-secret", "definitely-wrong-secret")
     env.larkapp("app", APP)
-    eventually(lambda: (env.kube.condition(env.ns, "app", "CredentialsValid") or {}).get(
-        "reason") == "InvalidCredentials", 20)
+    eventually(
+        lambda: (
+            (env.kube.condition(env.ns, "app", "CredentialsValid") or {}).get("reason")
+            == "InvalidCredentials"
+        ),
+        20,
+    )
     calls = env.emu.token_calls(APP)
     time.sleep(5)
     assert env.emu.token_calls(APP) == calls, "no hot loop on invalid credentials"

@@ -55,8 +55,9 @@ def test_happy_path_token_in_secret_status_and_events(env_factory: Any) -> None:
     owner = secret.metadata.owner_references[0]
     assert (owner.kind, owner.name, owner.uid) == ("LarkApp", "app", obj["metadata"]["uid"])
 
-    reasons = eventually(lambda: (r := env.kube.event_reasons(env.ns, "app")) and
-                         "TokenRefreshed" in r and r, 10)
+    reasons = eventually(
+        lambda: (r := env.kube.event_reasons(env.ns, "app")) and "TokenRefreshed" in r and r, 10
+    )
     assert "CredentialsValidated" in reasons
 
     # kopf's own bookkeeping lives under our prefix.
@@ -106,13 +107,21 @@ def test_fifty_larkapps_of_one_app_share_one_upstream_call_per_cycle(env_factory
     env.app_secret("lark-secret", SECRET)
     for i in range(50):
         env.larkapp(f"app-{i:02d}", APP)
-    eventually(lambda: all(env.token(f"app-{i:02d}") for i in range(50)), 60,
-               interval=1, what="50 token Secrets")
+    eventually(
+        lambda: all(env.token(f"app-{i:02d}") for i in range(50)),
+        60,
+        interval=1,
+        what="50 token Secrets",
+    )
     assert env.emu.token_calls(APP) == 1
     first = env.token("app-00")
     # renewBefore 1m of a 100 s token: the next cycle starts ~40 s after issue.
-    eventually(lambda: all(env.token(f"app-{i:02d}") != first for i in range(50)), 70,
-               interval=1, what="every app on the renewed token")
+    eventually(
+        lambda: all(env.token(f"app-{i:02d}") != first for i in range(50)),
+        70,
+        interval=1,
+        what="every app on the renewed token",
+    )
     assert env.emu.token_calls(APP) == 2
     assert len({env.token(f"app-{i:02d}") for i in range(50)}) == 1
 
@@ -144,8 +153,11 @@ def test_secret_deleted_or_edited_is_restored(env_factory: Any) -> None:
     env.kube.delete_secret(env.ns, "app-lark-token")
     eventually(lambda: env.token("app") == good, 10, what="Secret recreated")
 
-    env.kube.put_secret(env.ns, "app-lark-token", {"tenant_access_token": "tampered",
-                                                   "app_id": APP, "expires_at": "x"})
+    env.kube.put_secret(
+        env.ns,
+        "app-lark-token",
+        {"tenant_access_token": "tampered", "app_id": APP, "expires_at": "x"},
+    )
     eventually(lambda: env.token("app") == good, 10, what="Secret data repaired")
     assert env.emu.token_calls(APP) == calls, "repair must not call the Open Platform"
 
@@ -162,7 +174,7 @@ def test_deletion_policy(env_factory: Any, policy: str) -> None:
         try:
             env.kube.larkapp(env.ns, "app")
             return False
-        except Exception:  # noqa: BLE001 - 404 from the client
+        except Exception:
             return True
 
     eventually(gone, 20, what="LarkApp deleted (finalizer removed)")
@@ -180,8 +192,15 @@ def test_forced_refresh_by_annotation(env_factory: Any) -> None:
     env.larkapp("app", APP)
     eventually(lambda: env.ready("app"), 30)
     calls = env.emu.token_calls(APP)
-    env.kube.patch_larkapp(env.ns, "app", {"metadata": {"annotations": {
-        "larkservice.io/refresh-requested-at": "2026-11-22T10:00:00Z"}}})
+    env.kube.patch_larkapp(
+        env.ns,
+        "app",
+        {
+            "metadata": {
+                "annotations": {"larkservice.io/refresh-requested-at": "2026-11-22T10:00:00Z"}
+            }
+        },
+    )
     eventually(lambda: env.emu.token_calls(APP) == calls + 1, 15, what="forced refresh")
 
 

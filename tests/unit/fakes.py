@@ -1,0 +1,98 @@
+"""In-memory stand-ins for unit tests of the controller (integration tests use the real
+apiserver and the emulator)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+from lark_operator.kube import KubeError
+from lark_operator.openplatform import OpenPlatformError, Token
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.status_patches: list[tuple[str, str, dict[str, Any]]] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.meta_patches: list[dict[str, Any]] = []
+        self._rv = itertools.count(1)
+
+    async def get_secret(self, ns: str, name: str) -> dict[str, Any] | None:
+        s = self.secrets.get((ns, name))
+        return copy.deepcopy(s) if s else None
+
+    async def create_secret(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        if (ns, name) in self.secrets:
+            raise KubeError(409, "exists", "AlreadyExists")
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.secrets[(ns, name)] = body
+        return copy.deepcopy(body)
+
+    async def replace_secret(self, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.secrets[(ns, name)] = body
+        return copy.deepcopy(body)
+
+    async def patch_secret(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.secrets[(ns, name)]["metadata"].update(patch.get("metadata", {}))
+        return copy.deepcopy(self.secrets[(ns, name)])
+
+    async def delete_secret(self, ns: str, name: str) -> bool:
+        return self.secrets.pop((ns, name), None) is not None
+
+    async def patch_larkapp_status(self, ns: str, name: str, patch: dict[str, Any]) -> dict:
+        self.status_patches.append((ns, name, copy.deepcopy(patch)))
+        return {}
+
+    async def patch_larkapp(self, ns: str, name: str, patch: dict[str, Any]) -> dict:
+        self.meta_patches.append(patch)
+        return {}
+
+    async def create_event(
+        self, involved: dict[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        self.events.append((type_, reason, message))
+
+    def put_app_secret(self, ns: str, name: str, data: dict[str, str]) -> None:
+        import base64
+
+        self.secrets[(ns, name)] = {
+            "metadata": {"name": name, "namespace": ns, "resourceVersion": "0"},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+
+
+class ScriptedClient:
+    """An Open Platform client whose answers are scripted per call."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self.calls = 0
+        self.error: OpenPlatformError | None = None
+        self.ttl = 7200.0
+        self.invalidated = 0
+
+    async def get_token(
+        self, base_url: str, app_id: str, app_secret: str, token_type: str, **_: Any
+    ) -> Token:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        now = self.clock()
+        return Token(f"tok-{self.calls}", token_type, now + self.ttl, now)
+
+    def invalidate(self, *args: Any) -> None:
+        self.invalidated += 1
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -1,0 +1,143 @@
+"""The controller's decisions with scaled time: a fake clock, a fake apiserver and a
+scripted Open Platform (the same flows run for real in tests/integration/tokens)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lark_operator.controller import Controller
+from lark_operator.openplatform import OpenPlatformError
+from lark_operator.operator_settings import Settings
+from tests.unit.fakes import Clock, FakeKube, ScriptedClient
+
+NS, NAME = "ns", "app"
+BODY: dict[str, Any] = {
+    "metadata": {"namespace": NS, "name": NAME, "uid": "u-1", "generation": 1},
+    "spec": {
+        "appId": "cli_unit01",
+        "appSecretRef": {"name": "lark", "key": "appSecret"},
+        "refresh": {"renewBefore": "10m", "jitter": 0.1},
+    },
+}
+
+
+def _error(code: int, http_status: int = 200) -> OpenPlatformError:
+    return OpenPlatformError.from_answer(
+        endpoint="/open-apis/auth/v3/tenant_access_token/internal",
+        code=code,
+        http_status=http_status,
+        msg="scripted",
+    )
+
+
+@pytest.fixture
+def world() -> tuple[Controller, FakeKube, ScriptedClient, Clock]:
+    clock = Clock()
+    kube, client = FakeKube(), ScriptedClient(clock)
+    kube.put_app_secret(NS, "lark", {"appSecret": "the-secret"})
+    ctl = Controller(kube, client, Settings(), clock=clock, rng=lambda: 0.5)  # type: ignore[arg-type]
+    ctl.upsert(BODY)
+    return ctl, kube, client, clock
+
+
+async def _step(ctl: Controller) -> None:
+    await ctl._reconcile(ctl.apps[(NS, NAME)])
+
+
+async def test_invalid_credentials_make_a_handful_of_calls_in_five_minutes(world: Any) -> None:
+    ctl, _kube, client, clock = world
+    client.error = _error(10014)
+    start = clock.now
+    while clock.now - start <= 300:
+        await _step(ctl)
+        clock.now = max(clock.now, ctl.apps[(NS, NAME)].next_refresh_at or clock.now)
+    assert client.calls <= 5, client.calls
+    app = ctl.apps[(NS, NAME)]
+    assert app.credentials is not None and app.credentials.reason == "InvalidCredentials"
+    # Backoff keeps growing to the ~10 minute cap, and stays there.
+    for _ in range(10):
+        clock.now = app.next_refresh_at
+        await _step(ctl)
+    gap = app.next_refresh_at - clock.now
+    assert 540 <= gap <= 660, gap
+
+
+async def test_transient_failure_near_expiry_retries_within_30s_and_keeps_token(
+    world: Any,
+) -> None:
+    ctl, kube, client, clock = world
+    await _step(ctl)
+    app = ctl.apps[(NS, NAME)]
+    good = kube.secrets[(NS, "app-lark-token")]["data"]["tenant_access_token"]
+    clock.now = app.next_refresh_at
+    client.error = _error(5000)
+    for _ in range(20):  # a long outage
+        await _step(ctl)
+        delay = app.next_refresh_at - clock.now
+        assert 0 < delay <= 30, delay
+        assert clock.now < app.held.earliest_expiry
+        assert kube.secrets[(NS, "app-lark-token")]["data"]["tenant_access_token"] == good
+        clock.now = app.next_refresh_at
+    client.error = None
+    await _step(ctl)
+    assert kube.secrets[(NS, "app-lark-token")]["data"]["tenant_access_token"] != good
+    assert app.failures == 0 and app.last_error is None
+
+
+async def test_token_expires_during_outage_turns_condition_expired(world: Any) -> None:
+    ctl, kube, client, clock = world
+    await _step(ctl)
+    app = ctl.apps[(NS, NAME)]
+    client.error = _error(5000)
+    clock.now = app.held.earliest_expiry + 1
+    await _step(ctl)
+    status = kube.status_patches[-1][2]
+    tok = next(c for c in status["conditions"] if c["type"] == "TokenReady")
+    assert (tok["status"], tok["reason"]) == ("False", "Expired")
+    assert status["phase"] == "Failed"
+    assert ("Warning", "TokenExpired") in [(t, r) for t, r, _ in kube.events]
+
+
+async def test_unchanged_status_is_not_written_again(world: Any) -> None:
+    ctl, kube, client, clock = world
+    await _step(ctl)
+    writes = len(kube.status_patches)
+    for _ in range(100):
+        clock.now += 1
+        await _step(ctl)
+    assert len(kube.status_patches) == writes
+    assert client.calls == 1
+
+
+async def test_rate_limit_waits_at_least_reset(world: Any) -> None:
+    ctl, _kube, client, clock = world
+    err = _error(99991400, 429)
+    err.retry_after = 45.0
+    client.error = err
+    await _step(ctl)
+    app = ctl.apps[(NS, NAME)]
+    assert app.next_refresh_at - clock.now >= 45
+    assert app.credentials.reason == "RateLimited"
+
+
+async def test_missing_key_is_a_condition_and_makes_no_upstream_call(world: Any) -> None:
+    ctl, kube, client, _clock = world
+    kube.put_app_secret(NS, "lark", {"other": "x"})
+    await _step(ctl)
+    assert client.calls == 0
+    status = kube.status_patches[-1][2]
+    cred = next(c for c in status["conditions"] if c["type"] == "CredentialsValid")
+    assert (cred["status"], cred["reason"]) == ("False", "SecretKeyMissing")
+    assert status["lastError"]["hint"]
+
+
+async def test_domain_url_must_be_allowed(world: Any) -> None:
+    ctl, _kube, client, _clock = world
+    body = {**BODY, "spec": {**BODY["spec"], "domain": "https://evil.example.com"}}
+    ctl.upsert(body)
+    await _step(ctl)
+    assert client.calls == 0
+    cred = ctl.apps[(NS, NAME)].credentials
+    assert cred is not None and cred.reason == "DomainNotAllowed"
