@@ -71,11 +71,13 @@ def redact(url: str | None) -> str:
     """The URL with its password (and password-like query values) replaced by ***."""
     if not url:
         return ""
+    if "://" not in url:  # e.g. a libpq "key=value" string: cannot tell what is secret
+        return "<unparseable URL>"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        return _URL_CREDENTIALS.sub(rf"\1{MASK}@", url) if "://" in url else "<unparseable URL>"
+        return _URL_CREDENTIALS.sub(rf"\1{MASK}@", url)
     netloc = parts.netloc
     if parts.password is not None:
         userinfo, _, hostport = netloc.rpartition("@")

@@ -6,6 +6,7 @@ are read with a passive queue.declare, which reports ready messages and consumer
 
 from __future__ import annotations
 
+import base64
 import ssl
 import time
 from collections.abc import Iterable, Mapping
@@ -60,27 +61,39 @@ def diagnose_queue(
     return findings
 
 
-def diagnose_nodes(nodes: Iterable[Mapping[str, Any]]) -> list[Finding]:
-    """Pure: a finding per node with a memory or disk alarm (publishers are blocked)."""
+def diagnose_nodes(
+    nodes: Iterable[Mapping[str, Any]], alarms: Iterable[Mapping[str, Any]] | None = None
+) -> list[Finding]:
+    """Pure: a finding per memory or disk alarm (publishers are blocked while one is on).
+
+    `alarms` is the list from /api/health/checks/alarms, which is current; without it the
+    nodes' mem_alarm/disk_free_alarm flags are used, which lag by a statistics interval.
+    """
+    by_name = {str(n.get("name")): n for n in nodes}
+    if alarms is None:
+        raised = [
+            (name, kind)
+            for name, n in by_name.items()
+            for kind, flag in (("memory", "mem_alarm"), ("disk", "disk_free_alarm"))
+            if n.get(flag)
+        ]
+    else:
+        raised = [
+            (str(a.get("node", "?")), "disk" if "disk" in str(a.get("resource")) else "memory")
+            for a in alarms
+        ]
     findings = []
-    for node in nodes:
-        name = node.get("name", "?")
-        if node.get("mem_alarm"):
-            findings.append(
-                Finding(
-                    ALARM_RAISED,
-                    f"memory alarm on {name} (mem_used {node.get('mem_used')} of limit "
-                    f"{node.get('mem_limit')} bytes): publishers are blocked",
-                )
+    for name, kind in raised:
+        node = by_name.get(name, {})
+        if kind == "memory":
+            usage = f"mem_used {node.get('mem_used', '?')} of limit {node.get('mem_limit', '?')}"
+        else:
+            usage = (
+                f"disk_free {node.get('disk_free', '?')}, limit {node.get('disk_free_limit', '?')}"
             )
-        if node.get("disk_free_alarm"):
-            findings.append(
-                Finding(
-                    ALARM_RAISED,
-                    f"disk alarm on {name} (disk_free {node.get('disk_free')} below limit "
-                    f"{node.get('disk_free_limit')} bytes): publishers are blocked",
-                )
-            )
+        findings.append(
+            Finding(ALARM_RAISED, f"{kind} alarm on {name} ({usage} bytes): publishers are blocked")
+        )
     return findings
 
 
@@ -124,9 +137,8 @@ async def probe_rabbitmq(
             progress.stage = f"querying the {where['management']}"
             user = mgmt.username or amqp.username or "guest"
             password = mgmt.password if mgmt.username else (amqp.password or "guest")
-            findings += await _management(
-                management_url, aiohttp.BasicAuth(user, password or ""), watched, details
-            )
+            auth = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+            findings += await _management(management_url, f"Basic {auth}", watched, details)
 
         version = details.get("rabbitmqVersion") or "?"
         return diagnose(
@@ -188,14 +200,15 @@ async def _passive_queue(
 
 async def _management(
     management_url: str,
-    auth: aiohttp.BasicAuth,
+    authorization: str,
     watched: tuple[models.QueueWatch, ...],
     details: dict[str, Any],
 ) -> list[Finding]:
     parts = urlsplit(management_url)
     hostport = parts.netloc.rpartition("@")[2]  # credentials go in the auth header instead
     base = urlunsplit((parts.scheme, hostport, parts.path.rstrip("/"), "", ""))
-    async with aiohttp.ClientSession(auth=auth) as session:
+    headers = {"Authorization": authorization}
+    async with aiohttp.ClientSession(headers=headers) as session:
         overview = await _get_json(session, base, "/api/overview") or {}
         details["rabbitmqVersion"] = overview.get("rabbitmq_version") or details.get(
             "rabbitmqVersion"
@@ -204,7 +217,9 @@ async def _management(
         details["clusterName"] = overview.get("cluster_name")
         nodes = await _get_json(session, base, "/api/nodes") or []
         details["nodes"] = len(nodes)
-        findings = diagnose_nodes(nodes)
+        # 503 is this endpoint's "alarms in effect"; 404 on brokers older than 3.8.10.
+        health = await _get_json(session, base, "/api/health/checks/alarms", missing_ok=True)
+        findings = diagnose_nodes(nodes, None if health is None else health.get("alarms", []))
         for watch in watched:
             path = f"/api/queues/{quote(watch.vhost, safe='')}/{quote(watch.name, safe='')}"
             queue = await _get_json(session, base, path, missing_ok=True)
@@ -213,7 +228,11 @@ async def _management(
                 details[key] = "missing"
                 findings += diagnose_queue(watch, None, None)
                 continue
-            ready, consumers = int(queue.get("messages_ready", 0)), int(queue.get("consumers", 0))
+            consumers = int(queue.get("consumers") or 0)
+            if queue.get("messages_ready") is None:  # a new queue before its first stats
+                details[key] = f"ready=unknown consumers={consumers}"
+                continue
+            ready = int(queue["messages_ready"])
             details[key] = f"ready={ready} consumers={consumers}"
             findings += diagnose_queue(watch, ready, consumers)
     return findings
@@ -229,6 +248,8 @@ async def _get_json(
             )
         if resp.status == 404 and missing_ok:
             return None
+        if resp.status == 503 and path.startswith("/api/health/"):
+            return await resp.json()  # a failed health check still answers its details
         if resp.status != 200:
             raise ProbeFailed(
                 PROBE_ERROR, f"the management API answered HTTP {resp.status} for {path}"

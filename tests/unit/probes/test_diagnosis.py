@@ -106,3 +106,18 @@ def test_node_alarms() -> None:
     findings = rabbitmq.diagnose_nodes(nodes)
     assert reasons(findings) == [r.ALARM_RAISED, r.ALARM_RAISED]
     assert all("rabbit@b" in f.message for f in findings)
+
+
+def test_current_alarms_win_over_lagging_node_flags() -> None:
+    nodes = [{"name": "rabbit@a", "mem_alarm": False, "mem_used": 9, "mem_limit": 8}]
+    alarms = [
+        {"node": "rabbit@a", "resource": "memory"},
+        {"node": "rabbit@b", "resource": "disk space"},
+    ]
+    findings = rabbitmq.diagnose_nodes(nodes, alarms)
+    assert [f.message.split(" (")[0] for f in findings] == [
+        "memory alarm on rabbit@a",
+        "disk alarm on rabbit@b",
+    ]
+    assert "mem_used 9 of limit 8" in findings[0].message
+    assert rabbitmq.diagnose_nodes([{"name": "x", "mem_alarm": True}], []) == []
