@@ -116,8 +116,8 @@ class LarkAppSpec(_Model):
     app_secret_ref: AppSecretRef = Field(alias="appSecretRef")
     domain: str = "feishu"
     tokens: Tokens = Field(default_factory=Tokens)
-    refresh: Refresh = Field(default_factory=Refresh)
-    target: Target = Field(default_factory=Target)
+    refresh: Refresh = Field(default_factory=lambda: Refresh.model_validate({}))
+    target: Target = Field(default_factory=lambda: Target.model_validate({}))
     probes: Probes = Field(default_factory=Probes)
     suspend: bool = False
 

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(
         kopf.operator(
             clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces or None,
+            namespaces=settings.namespaces,
             standalone=settings.peering is None,
             peering_name=settings.peering,
             priority=settings.priority,
