@@ -28,9 +28,7 @@ def _type(node: dict[str, Any]) -> str:
 def _constraints(node: dict[str, Any]) -> str:
     parts = []
     if "default" in node:
-        parts.append(
-            f"default `{yaml.safe_dump(node['default'], default_flow_style=True).strip()}`"
-        )
+        parts.append(f"default `{json.dumps(node['default'])}`")
     if "enum" in node:
         parts.append("one of " + ", ".join(f"`{v}`" for v in node["enum"]))
     for key, label in (
