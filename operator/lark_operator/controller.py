@@ -101,6 +101,7 @@ class AppState:
     refresh_request_done: str | None = None
     probe_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     probe_written_at: dict[str, float] = field(default_factory=dict)
+    counted_phase: str | None = None  # the phase this app is counted under in metrics
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -176,6 +177,7 @@ class Controller:
             app.status = dict(body.get("status") or {})
             self._resume_from_status(app)
             self.apps[key] = app
+            app.counted_phase = metrics.count_phase(None, app.status.get("phase") or "Pending")
         app.uid = meta.get("uid")
         app.generation = int(meta.get("generation") or 0)
         old_spec = app.spec
@@ -207,6 +209,8 @@ class Controller:
             self.probes.unsubscribe(key)
         self._unindex(key)
         metrics.forget_larkapp(*key)
+        if app is not None:
+            app.counted_phase = metrics.count_phase(app.counted_phase, None)
         try:
             spec = LarkAppSpec.parse(body.get("spec"))
         except ValidationError:
@@ -341,6 +345,7 @@ class Controller:
             if self.probes is not None:
                 self.probes.unsubscribe(app.key)
             app.probe_entries.clear()
+            metrics.forget_probes(app.namespace, app.name)
             await self._publish(app)
             self._reschedule(app)
             return
@@ -393,6 +398,7 @@ class Controller:
             return
         app.held = held
         app.token_secret_rv = (secret or {}).get("metadata", {}).get("resourceVersion")
+        metrics.set_token_expiry(app.namespace, app.name, held.expires_at)
         if app.next_refresh_at is None:
             app.next_refresh_at = policy.next_refresh_at(
                 held.earliest_expiry,
@@ -417,6 +423,7 @@ class Controller:
         if cred.get("reason") and cred.get("reason") != "Pending":
             app.credentials = Credentials(cred["reason"], cred.get("message", ""))
         app.failures = int(app.status.get("consecutiveFailures") or 0)
+        metrics.CONSECUTIVE_FAILURES.labels(app.namespace, app.name).set(app.failures)
         err = app.status.get("lastError")
         if err and app.failures:
             app.last_error = ErrorFacts(
@@ -534,8 +541,7 @@ class Controller:
         )
         metrics.TOKEN_REFRESHES.labels("success" if changed else "unchanged").inc()
         metrics.CONSECUTIVE_FAILURES.labels(app.namespace, app.name).set(0)
-        for t, exp in expires.items():
-            metrics.TOKEN_EXPIRY.labels(app.namespace, app.name, t).set(exp)
+        metrics.set_token_expiry(app.namespace, app.name, expires)
         await self._ensure_token_secret(app, spec)
         if changed:
             log.info(
@@ -607,6 +613,7 @@ class Controller:
             if dep not in configured:
                 self.probes.unsubscribe(app.key, dep)
                 app.probe_entries.pop(dep, None)
+                metrics.forget_probes(app.namespace, app.name, dep)
                 continue
             cfg = getattr(spec.probes, dep)
             ref = cfg.dsn_secret_ref if dep == "postgres" else cfg.url_secret_ref
@@ -696,6 +703,7 @@ class Controller:
             new = build_status(self._observed(app), app.status)
             patch = status_patch(new, app.status)
             if patch is None:
+                self._export_status(app, new, new)  # unchanged; still exported after a restart
                 return
             old, app.status = app.status, new
             try:
@@ -706,13 +714,25 @@ class Controller:
                 app.status = old
                 raise
             metrics.STATUS_WRITES.inc()
-            _export_conditions(app, new)
+            self._export_status(app, new, old)
             for ev in transitions(old, new):
                 metrics.EVENTS_EMITTED.labels(ev.reason).inc()
                 try:
                     await self.kube.create_event(app.body_ref(), ev.type, ev.reason, ev.message)
                 except KubeError as e:
                     log.warning("could not post Event %s: %s", ev.reason, e)
+
+    def _export_status(
+        self, app: AppState, status: Mapping[str, Any], old: Mapping[str, Any]
+    ) -> None:
+        """Conditions, their reasons and the phase count, as metrics (not for an app deleted
+        while this reconcile was in flight: its series are gone and must stay gone)."""
+        if self.apps.get(app.key) is not app:
+            return
+        metrics.export_conditions(
+            app.namespace, app.name, status.get("conditions") or [], old.get("conditions") or []
+        )
+        app.counted_phase = metrics.count_phase(app.counted_phase, status.get("phase") or "Pending")
 
     # --- indexes ------------------------------------------------------------------------------
     def _index(self, app: AppState) -> None:
@@ -780,14 +800,6 @@ def _merge_secret(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict
         if stale not in desired["data"]:
             data.pop(stale, None)
     return {**desired, "metadata": meta, "data": data}
-
-
-def _export_conditions(app: AppState, status: Mapping[str, Any]) -> None:
-    for c in status.get("conditions") or []:
-        for s in ("True", "False", "Unknown"):
-            metrics.CONDITION.labels(app.namespace, app.name, c["type"], s).set(
-                1 if c["status"] == s else 0
-            )
 
 
 def _safe(e: BaseException) -> str:

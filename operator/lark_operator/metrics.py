@@ -6,6 +6,10 @@ status words. Never a token, a secret, an error message or a request id.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -144,6 +148,67 @@ BUILD_INFO = Gauge(
     ["version"],
     registry=REGISTRY,
 )
+
+
+TOKEN_TYPES = ("tenant", "app")
+CONDITION_STATUSES = ("True", "False", "Unknown")
+
+
+def _remove(metric: Any, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)
+
+
+def set_token_expiry(namespace: str, name: str, expires_at: Mapping[str, float]) -> None:
+    """Expiry of each token held for a LarkApp; a token type no longer held loses its series
+    (or an alert would count down to a token nobody renews any more)."""
+    for token_type in TOKEN_TYPES:
+        if token_type in expires_at:
+            TOKEN_EXPIRY.labels(namespace, name, token_type).set(expires_at[token_type])
+        else:
+            _remove(TOKEN_EXPIRY, namespace, name, token_type)
+
+
+def export_conditions(
+    namespace: str,
+    name: str,
+    conditions: Iterable[Mapping[str, Any]],
+    previous: Iterable[Mapping[str, Any]] = (),
+) -> None:
+    """lark_service_condition / lark_service_condition_reason from a LarkApp's conditions.
+    A condition or reason present in `previous` and gone now loses its series, so a probe
+    that is no longer configured or a reason that no longer holds never lingers at 1."""
+    current = {str(c["type"]): c for c in conditions}
+    for c in previous:
+        ctype, reason = str(c.get("type")), c.get("reason")
+        now = current.get(ctype)
+        if now is None:
+            for s in CONDITION_STATUSES:
+                _remove(CONDITION, namespace, name, ctype, s)
+        if reason and (now is None or now.get("reason") != reason):
+            _remove(CONDITION_REASON, namespace, name, ctype, str(reason))
+    for ctype, c in current.items():
+        for s in CONDITION_STATUSES:
+            CONDITION.labels(namespace, name, ctype, s).set(1 if c.get("status") == s else 0)
+        if c.get("reason"):
+            CONDITION_REASON.labels(namespace, name, ctype, str(c["reason"])).set(1)
+
+
+def count_phase(counted: str | None, phase: str | None) -> str | None:
+    """Move one LarkApp from phase `counted` to `phase` in lark_service_larkapps; returns
+    the phase now counted for it (None: not counted, e.g. deleted)."""
+    if counted != phase:
+        if counted is not None:
+            MANAGED_APPS.labels(counted).dec()
+        if phase is not None:
+            MANAGED_APPS.labels(phase).inc()
+    return phase
+
+
+def forget_probes(namespace: str, name: str, dependency: str | None = None) -> None:
+    """Drop lark_service_probe_up of a dependency no longer probed (all when None)."""
+    for dep in (dependency,) if dependency else ("postgres", "redis", "rabbitmq"):
+        _remove(PROBE_UP, namespace, name, dep)
 
 
 def forget_larkapp(namespace: str, name: str) -> None:
