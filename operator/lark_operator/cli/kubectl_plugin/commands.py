@@ -1,0 +1,207 @@
+"""The `kubectl lark` sub-commands: each reads the cluster through `cli.cluster`, prints
+through `render`, and returns its exit status (see EXIT_* below)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from lark_operator import REFRESH_ANNOTATION, REFRESH_HANDLED_ANNOTATION
+from lark_operator.cli import cluster
+from lark_operator.cli.kubectl_plugin import render
+from lark_operator.hints import hint_for
+from lark_operator.kube import KubeClient
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+# After refresh-handled-at appears the operator writes status in its next API call; when
+# the token came back unchanged there is nothing new to see, so wait this long at most.
+STATUS_SETTLE_SECONDS = 3.0
+POLL_SECONDS = 0.2
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def rfc3339_micro(when: dt.datetime) -> str:
+    """Microseconds, so that two requests within one second are still two new values."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- status -------------------------------------------------------------------------------
+async def status(args: argparse.Namespace, kube: KubeClient, namespace: str) -> int:
+    scope = None if args.all_namespaces else namespace
+    items = await cluster.list_larkapps(kube, scope)
+    items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+    t = now()
+    rows = [render.row(o, t) for o in items]
+    if args.output == "json":
+        print(json.dumps(render.status_json(rows), indent=2))
+    elif not rows:
+        where = "any namespace" if scope is None else f"namespace {scope!r}"
+        print(f"No LarkApps found in {where}.", file=sys.stderr)
+    else:
+        print(render.status_text(rows, t))
+    if args.fail_if_not_ready and not all(r.is_ready for r in rows):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# --- describe -----------------------------------------------------------------------------
+async def describe(args: argparse.Namespace, kube: KubeClient, namespace: str) -> int:
+    obj = await cluster.get_larkapp(kube, namespace, args.name)
+    events = await cluster.larkapp_events(kube, obj)
+    print(render.describe(obj, events, now()))
+    return EXIT_OK
+
+
+# --- refresh ------------------------------------------------------------------------------
+async def refresh(args: argparse.Namespace, kube: KubeClient, namespace: str) -> int:
+    before = await cluster.get_larkapp(kube, namespace, args.name)
+    requested_at = now()
+    value = rfc3339_micro(requested_at)
+    patch = {"metadata": {"annotations": {REFRESH_ANNOTATION: value}}}
+    await kube.patch_larkapp(namespace, args.name, patch)
+    print(f"larkapp {namespace}/{args.name}: refresh requested ({REFRESH_ANNOTATION}={value})")
+    if not args.wait:
+        return EXIT_OK
+    handled = await _wait_handled(kube, namespace, args.name, value, args.timeout)
+    if handled is None:
+        print(
+            f"error: the operator did not handle the request within {args.timeout:g}s: is it "
+            f"running and watching namespace {namespace!r}?",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    settled = await _wait_status(kube, namespace, args.name, before, requested_at)
+    return _report_refresh(settled, requested_at)
+
+
+async def _wait_handled(
+    kube: KubeClient, namespace: str, name: str, value: str, timeout: float
+) -> dict[str, Any] | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = await cluster.get_larkapp(kube, namespace, name)
+        annotations = obj["metadata"].get("annotations") or {}
+        if annotations.get(REFRESH_HANDLED_ANNOTATION) == value:
+            return obj
+        await asyncio.sleep(POLL_SECONDS)
+    return None
+
+
+def _outcome_recorded(obj: Mapping[str, Any], since: dt.datetime) -> bool:
+    """Status shows a refresh or an error at or after `since` (status has whole seconds)."""
+    status = obj.get("status") or {}
+    floor = since.replace(microsecond=0)
+    for text in (
+        (status.get("token") or {}).get("refreshedAt"),
+        (status.get("lastError") or {}).get("at"),
+    ):
+        when = render.parse_time(text)
+        if when is not None and when >= floor:
+            return True
+    return False
+
+
+async def _wait_status(
+    kube: KubeClient,
+    namespace: str,
+    name: str,
+    before: Mapping[str, Any],
+    requested_at: dt.datetime,
+) -> dict[str, Any]:
+    """The LarkApp once the operator has written the status that follows the refresh."""
+    had_error = bool((before.get("status") or {}).get("lastError"))
+    deadline = time.monotonic() + STATUS_SETTLE_SECONDS
+    while True:
+        obj = await cluster.get_larkapp(kube, namespace, name)
+        cleared = had_error and not (obj.get("status") or {}).get("lastError")
+        if cleared or _outcome_recorded(obj, requested_at) or time.monotonic() >= deadline:
+            return obj
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _report_refresh(obj: Mapping[str, Any], requested_at: dt.datetime) -> int:
+    status = obj.get("status") or {}
+    err = status.get("lastError") or {}
+    err_at = render.parse_time(err.get("at"))
+    if err and (err_at is None or err_at >= requested_at.replace(microsecond=0)):
+        code = f" (code {err['code']})" if err.get("code") is not None else ""
+        reason, message = str(err.get("reason")), str(err.get("message"))
+        message = message.removeprefix(f"{reason}: ")  # the operator's text may repeat it
+        print(f"refresh failed: {reason}{code}: {message}", file=sys.stderr)
+        print(f"hint: {err.get('hint') or hint_for(str(err.get('reason')))}", file=sys.stderr)
+        return EXIT_FAILED
+    token = status.get("token") or {}
+    if not token:
+        print("refresh handled, but no token is recorded yet", file=sys.stderr)
+        return EXIT_FAILED
+    refreshed = render.parse_time(token.get("refreshedAt"))
+    fresh = refreshed is not None and refreshed >= requested_at.replace(microsecond=0)
+    expires = render.parse_time(token.get("expiresAt"))
+    left = render.countdown(expires, now())
+    print(
+        f"token {token.get('fingerprint')} in Secret {token.get('secretName')} expires at "
+        f"{token.get('expiresAt')} (in {left})"
+        + ("" if fresh else "; unchanged: the platform re-issues only when less than 30m remain")
+    )
+    return EXIT_OK
+
+
+# --- validate -----------------------------------------------------------------------------
+async def validate(args: argparse.Namespace, kube: KubeClient, namespace: str) -> int:
+    from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError
+
+    base_url, app_id, secret, obj = await cluster.app_credentials(kube, namespace, args.name)
+    token_type = args.token_type or _default_token_type(obj)
+    subject = f"LarkApp {namespace}/{args.name} ({app_id})"
+    try:
+        async with OpenPlatformClient(read_timeout=args.timeout) as client:
+            token = await client.get_token(base_url, app_id, secret, token_type)
+    except OpenPlatformError as err:
+        code = f"code {err.code}" if err.code is not None else err.code_label
+        verdict = "INVALID" if err.kind.value in ("credentials", "config") else "UNKNOWN"
+        if args.output == "json":
+            doc = {
+                "valid": False,
+                "verdict": verdict,
+                "larkapp": f"{namespace}/{args.name}",
+                "appId": app_id,
+                "baseUrl": base_url,
+                "error": {"reason": err.reason, "code": err.code, "message": err.msg},
+                "hint": err.hint,
+            }
+            print(json.dumps(doc, indent=2))
+        else:
+            print(f"{verdict}: {subject} at {base_url}: {err.reason} ({code}): {err.msg}")
+            print(f"hint: {err.hint}")
+        return EXIT_FAILED
+    left = render.span(token.remaining(time.time()))
+    if args.output == "json":
+        doc = {
+            "valid": True,
+            "verdict": "VALID",
+            "larkapp": f"{namespace}/{args.name}",
+            "appId": app_id,
+            "baseUrl": base_url,
+            "tokenType": token_type,
+            "fingerprint": token.fingerprint(),
+            "expiresInSeconds": int(token.remaining(time.time())),
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"VALID: {subject}: the Open Platform at {base_url} accepted the credentials")
+        print(f"{token_type} token {token.fingerprint()} expires in {left}")
+    return EXIT_OK
+
+
+def _default_token_type(obj: Mapping[str, Any]) -> str:
+    tokens = (obj.get("spec") or {}).get("tokens") or {}
+    return "app" if tokens.get("tenant") is False and tokens.get("app") else "tenant"

@@ -1,0 +1,323 @@
+"""What `kubectl lark` prints, as pure functions of LarkApp objects, Events and a clock.
+
+Nothing here talks to the cluster, so the unit tests pin the exact text. Inputs are the
+objects as the apiserver returns them; status only ever holds fingerprints, never tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lark_operator.hints import hint_for
+from lark_operator.status import CONDITION_FOR, DEPENDENCIES, LABEL_FOR
+
+NOT_RECONCILED = "NotReconciled"
+NOT_RECONCILED_HINT = (
+    "The operator has not written a status yet: check that it is running and watches this "
+    "namespace (lark-operator run --namespace NS / Helm value watchNamespaces)."
+)
+
+
+# --- time ---------------------------------------------------------------------------------
+def parse_time(text: Any) -> dt.datetime | None:
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def span(seconds: float) -> str:
+    """A short, kubectl-like length of time: 45s, 3m20s, 1h52m, 2d3h."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m{secs}s" if secs else f"{minutes}m"
+    return f"{secs}s"
+
+
+def countdown(expires_at: dt.datetime | None, now: dt.datetime) -> str:
+    """Time left until `expires_at`: '1h52m', 'EXPIRED' once past, '-' when unknown."""
+    if expires_at is None:
+        return "-"
+    left = (expires_at - now).total_seconds()
+    return "EXPIRED" if left <= 0 else span(left)
+
+
+def relative(when: dt.datetime | None, now: dt.datetime) -> str:
+    """'in 5m' for the future, '5m ago' for the past."""
+    if when is None:
+        return "-"
+    delta = (when - now).total_seconds()
+    return f"in {span(delta)}" if delta > 0 else f"{span(-delta)} ago"
+
+
+def strip_hint(message: str) -> str:
+    """The Ready condition's message ends in ' Hint: ...'; the hint is printed separately."""
+    head, sep, _ = message.partition(" Hint: ")
+    return head if sep else message
+
+
+# --- status table -------------------------------------------------------------------------
+def conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    status = obj.get("status") or {}
+    return {str(c.get("type")): c for c in status.get("conditions") or []}
+
+
+@dataclass(frozen=True)
+class Row:
+    namespace: str
+    name: str
+    app_id: str
+    ready: str  # True | False | Unknown | - (no status yet)
+    phase: str
+    reason: str
+    message: str
+    expires_at: str | None
+    expires_in_seconds: int | None
+    probes: dict[str, str | None] = field(default_factory=dict)  # dependency -> reason
+
+    @property
+    def is_ready(self) -> bool:
+        return self.ready == "True"
+
+    @property
+    def hint(self) -> str:
+        return NOT_RECONCILED_HINT if self.reason == NOT_RECONCILED else hint_for(self.reason)
+
+
+def row(obj: Mapping[str, Any], now: dt.datetime) -> Row:
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    conds = conditions(obj)
+    ready = conds.get("Ready")
+    expires = parse_time((status.get("token") or {}).get("expiresAt"))
+    return Row(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta["name"]),
+        app_id=str(spec.get("appId", "-")),
+        ready=str(ready.get("status")) if ready else "-",
+        phase=str(status.get("phase") or "-"),
+        reason=str(ready.get("reason", "")) if ready else NOT_RECONCILED,
+        message=strip_hint(str(ready.get("message", ""))) if ready else "",
+        expires_at=(status.get("token") or {}).get("expiresAt"),
+        expires_in_seconds=int((expires - now).total_seconds()) if expires else None,
+        probes={
+            dep: (
+                str(conds[CONDITION_FOR[dep]].get("reason"))
+                if CONDITION_FOR[dep] in conds
+                else None
+            )
+            for dep in DEPENDENCIES
+        },
+    )
+
+
+HEADER = (
+    "NAMESPACE",
+    "NAME",
+    "APP ID",
+    "READY",
+    "PHASE",
+    "TOKEN EXPIRES IN",
+    "POSTGRES",
+    "REDIS",
+    "RABBITMQ",
+)
+
+
+def cells(r: Row, now: dt.datetime) -> tuple[str, ...]:
+    expires = countdown(parse_time(r.expires_at), now)
+    return (
+        r.namespace,
+        r.name,
+        r.app_id,
+        r.ready,
+        r.phase,
+        expires,
+        *(r.probes.get(dep) or "-" for dep in DEPENDENCIES),
+    )
+
+
+def table(lines: Sequence[Sequence[str]], gap: int = 3) -> str:
+    """Left-aligned columns, as kubectl prints them."""
+    if not lines:
+        return ""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for line in lines:
+        text = (" " * gap).join(c.ljust(w) for c, w in zip(line, widths, strict=True))
+        out.append(text.rstrip())
+    return "\n".join(out)
+
+
+def status_text(rows: Sequence[Row], now: dt.datetime) -> str:
+    """The table, then one line per LarkApp that is not Ready: its reason and the hint."""
+    text = table([HEADER, *(cells(r, now) for r in rows)])
+    troubled = [r for r in rows if not r.is_ready]
+    if troubled:
+        text += "\n\nNot ready:\n" + "\n".join(
+            f"  {r.namespace}/{r.name}: {r.reason} — {r.hint}" for r in troubled
+        )
+    return text
+
+
+def status_json(rows: Sequence[Row]) -> dict[str, Any]:
+    items = []
+    for r in rows:
+        item = asdict(r)
+        item["hint"] = None if r.is_ready else r.hint
+        items.append(item)
+    return {"items": items, "ready": all(r.is_ready for r in rows)}
+
+
+# --- describe -----------------------------------------------------------------------------
+def _fields(pairs: Sequence[tuple[str, Any]], indent: str = "") -> list[str]:
+    width = max(len(k) for k, _ in pairs) + 2
+    return [f"{indent}{(k + ':').ljust(width)}{v}" for k, v in pairs if v not in (None, "")]
+
+
+def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]], now: dt.datetime) -> str:
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    r = row(obj, now)
+    lines = _fields(
+        [
+            ("Name", meta["name"]),
+            ("Namespace", meta.get("namespace")),
+            ("App ID", spec.get("appId")),
+            ("Domain", spec.get("domain", "feishu")),
+            ("Suspended", "yes" if spec.get("suspend") else None),
+            ("Phase", r.phase),
+            ("Ready", r.ready if r.is_ready else f"{r.ready} ({r.reason})"),
+            ("Consecutive Failures", status.get("consecutiveFailures")),
+        ]
+    )
+    if not r.is_ready:
+        lines.append(f"Hint:  {r.hint}")
+    lines += ["", "Conditions (oldest transition first):", *_timeline(obj, now)]
+    lines += ["", "Token:", *_token(status.get("token"), now)]
+    lines += ["", "Probes:", *_probes(status.get("probes"), spec, now)]
+    if status.get("lastError"):
+        lines += ["", "Last Error:", *_last_error(status["lastError"], now)]
+    lines += ["", "Events (oldest first):", *_events(events, now)]
+    return "\n".join(lines)
+
+
+def _timeline(obj: Mapping[str, Any], now: dt.datetime) -> list[str]:
+    conds = list(((obj.get("status") or {}).get("conditions")) or [])
+    if not conds:
+        return [f"  <none>  ({NOT_RECONCILED_HINT})"]
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    conds.sort(key=lambda c: (parse_time(c.get("lastTransitionTime")) or epoch, c.get("type")))
+    rows = [("  LAST TRANSITION", "AGE", "TYPE", "STATUS", "REASON", "MESSAGE")]
+    hints: dict[int, str] = {}
+    for c in conds:
+        when = parse_time(c.get("lastTransitionTime"))
+        rows.append(
+            (
+                "  " + str(c.get("lastTransitionTime") or "-"),
+                relative(when, now),
+                str(c.get("type")),
+                str(c.get("status")),
+                str(c.get("reason", "")),
+                strip_hint(str(c.get("message", ""))),
+            )
+        )
+        if c.get("status") != "True" and c.get("reason") not in (None, "", "Pending"):
+            hints[len(rows) - 1] = hint_for(str(c["reason"]))
+    out = []
+    for i, text in enumerate(table(rows).splitlines()):
+        out.append(text)
+        if i in hints:
+            out.append(f"      hint: {hints[i]}")
+    return out
+
+
+def _token(token: Mapping[str, Any] | None, now: dt.datetime) -> list[str]:
+    if not token:
+        return ["  <no token yet>"]
+    expires = parse_time(token.get("expiresAt"))
+    nxt = parse_time(token.get("nextRefreshAt"))
+    left = countdown(expires, now)
+    return _fields(
+        [
+            ("Secret", token.get("secretName")),
+            (
+                "Expires At",
+                f"{token.get('expiresAt')} ({left if left == 'EXPIRED' else 'in ' + left})",
+            ),
+            ("Refreshed At", _when(token.get("refreshedAt"), now)),
+            ("Next Refresh At", _when(token.get("nextRefreshAt"), now) if nxt else None),
+            ("Fingerprint", token.get("fingerprint")),
+        ],
+        indent="  ",
+    )
+
+
+def _when(text: Any, now: dt.datetime) -> str | None:
+    if not text:
+        return None
+    return f"{text} ({relative(parse_time(text), now)})"
+
+
+def _probes(
+    probes: Mapping[str, Any] | None, spec: Mapping[str, Any], now: dt.datetime
+) -> list[str]:
+    configured = [d for d in DEPENDENCIES if (spec.get("probes") or {}).get(d)]
+    if not configured:
+        return ["  <none configured>"]
+    out = []
+    for dep in configured:
+        p = (probes or {}).get(dep)
+        if not p:
+            out.append(f"  {LABEL_FOR[dep]}: not probed yet")
+            continue
+        health = "healthy" if p.get("healthy") else "UNHEALTHY"
+        latency = f", {p['latencyMs']:g}ms" if p.get("latencyMs") is not None else ""
+        checked = f", checked {relative(parse_time(p.get('checkedAt')), now)}"
+        out.append(f"  {LABEL_FOR[dep]}: {health} ({p.get('reason')}{latency}{checked})")
+        if p.get("message"):
+            out.append(f"    {p['message']}")
+        for key, value in sorted((p.get("details") or {}).items()):
+            out.append(f"    {key}: {value}")
+        if not p.get("healthy"):
+            out.append(f"    hint: {hint_for(str(p.get('reason')))}")
+    return out
+
+
+def _last_error(err: Mapping[str, Any], now: dt.datetime) -> list[str]:
+    return _fields(
+        [
+            ("Reason", err.get("reason")),
+            ("Code", err.get("code")),
+            ("Message", err.get("message")),
+            ("At", _when(err.get("at"), now)),
+            ("Hint", err.get("hint") or hint_for(str(err.get("reason")))),
+        ],
+        indent="  ",
+    )
+
+
+def _events(events: Sequence[Mapping[str, Any]], now: dt.datetime) -> list[str]:
+    if not events:
+        return ["  <none>"]
+    rows = [("  TYPE", "REASON", "AGE", "FROM", "MESSAGE")]
+    for e in events:
+        when = parse_time(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp"))
+        count = int(e.get("count") or 1)
+        age = relative(when, now) + (f" (x{count})" if count > 1 else "")
+        source = (e.get("source") or {}).get("component") or e.get("reportingComponent") or "-"
+        rows.append(
+            ("  " + str(e.get("type")), str(e.get("reason")), age, source, str(e.get("message")))
+        )
+    return table(rows).splitlines()
