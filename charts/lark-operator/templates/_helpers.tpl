@@ -1,0 +1,182 @@
+{{/*
+Chart name, truncated to 63 characters (label values and DNS-1123 labels).
+*/}}
+{{- define "lark-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the release name, plus the chart name unless the release name already holds it.
+*/}}
+{{- define "lark-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name for cluster-scoped objects (ClusterRole, ClusterRoleBinding): these share one namespace
+for the whole cluster, so the release namespace is part of the name and two releases of the
+same name in different namespaces (e.g. one per team in namespaced mode) do not collide.
+*/}}
+{{- define "lark-operator.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "lark-operator.fullname" .) }}
+{{- end }}
+
+{{- define "lark-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Standard labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/).
+*/}}
+{{- define "lark-operator.labels" -}}
+helm.sh/chart: {{ include "lark-operator.chart" . }}
+{{ include "lark-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: lark-operator
+{{- end }}
+
+{{/*
+Selector labels: immutable in a Deployment, so nothing here may change between upgrades.
+*/}}
+{{- define "lark-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "lark-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "lark-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "lark-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "lark-operator.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+kopf peering object name (ha.enabled only).
+*/}}
+{{- define "lark-operator.peeringName" -}}
+{{- default (include "lark-operator.fullname" .) .Values.ha.peeringName }}
+{{- end }}
+
+{{/*
+Replicas: without peering, two replicas would both act on every LarkApp, so more than one
+needs ha.enabled (values.schema.json caps .Values.replicas at 1).
+*/}}
+{{- define "lark-operator.replicas" -}}
+{{- if .Values.ha.enabled }}{{ .Values.ha.replicas }}{{ else }}{{ .Values.replicas }}{{ end }}
+{{- end }}
+
+{{/*
+`lark-operator run` arguments, one per line as a YAML list.
+*/}}
+{{- define "lark-operator.args" -}}
+- run
+{{- if .Values.watchNamespaces }}
+{{- range .Values.watchNamespaces }}
+- --namespace
+- {{ . | quote }}
+{{- end }}
+{{- else }}
+- --all-namespaces
+{{- end }}
+- --health-port
+- {{ .Values.healthPort | quote }}
+- --log-format
+- {{ .Values.logFormat | quote }}
+- --log-level
+- {{ .Values.logLevel | quote }}
+{{- range .Values.allowedBaseUrls }}
+- --allowed-base-url
+- {{ . | quote }}
+{{- end }}
+{{- if .Values.ha.enabled }}
+- --peering
+- {{ include "lark-operator.peeringName" . | quote }}
+{{- end }}
+{{- range .Values.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+RBAC rules the operator needs in every namespace it serves (a Role per watched namespace in
+namespaced mode, part of the ClusterRole otherwise). Each rule says which code needs it.
+*/}}
+{{- define "lark-operator.namespacedRules" -}}
+# LarkApps: kopf lists and watches them and patches its own annotations and finalizer
+# (larkservice.io/*); the controller reads one (get) and patches the annotation that records
+# a handled `kubectl lark refresh`. No create/update/delete: users own their LarkApps.
+- apiGroups: [larkservice.io]
+  resources: [larkapps]
+  verbs: [get, list, watch, patch]
+# Status is a subresource: conditions, token, probes and lastError go in by merge patch.
+- apiGroups: [larkservice.io]
+  resources: [larkapps/status]
+  verbs: [patch]
+# Secrets: get reads the app secret and the probes' DSN/URL Secrets; list/watch is the
+# metadata-only watch that notices edits to referenced Secrets (and hand edits of token
+# Secrets, which are restored); create/update/patch/delete manage the token Secret
+# (created, replaced on refresh, owner reference cut on deletionPolicy Retain, deleted on
+# deletionPolicy Delete). Names are chosen by users (spec.target.secretName), so they cannot
+# be narrowed with resourceNames.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, create, update, patch, delete]
+# Events on LarkApps, written on transitions (kopf's own event posting is switched off).
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end }}
+
+{{/*
+kopf peering rules (ha.enabled only): list/watch to see the other replicas' keep-alives,
+patch of the one peering object (by name) to write this replica's keep-alive.
+$resource is clusterkopfpeerings or kopfpeerings.
+*/}}
+{{- define "lark-operator.peeringRules" -}}
+{{- $ctx := index . 0 }}
+{{- $resource := index . 1 }}
+# kopf peering: see the other replicas' keep-alives ...
+- apiGroups: [kopf.dev]
+  resources: [{{ $resource }}]
+  verbs: [list, watch]
+# ... and write this replica's own into the release's peering object, and no other.
+- apiGroups: [kopf.dev]
+  resources: [{{ $resource }}]
+  resourceNames: [{{ include "lark-operator.peeringName" $ctx | quote }}]
+  verbs: [patch]
+{{- end }}
+
+{{/*
+Cluster-scoped rules kopf needs in both modes.
+*/}}
+{{- define "lark-operator.clusterRules" -}}
+# kopf watches CRDs (cluster-scoped) to notice the LarkApp CRD appearing or changing after
+# start-up (e.g. installed after the operator, or upgraded to a new version); without it,
+# kopf only scans once at start-up through API discovery (which every authenticated user
+# may read) and an operator started before its CRD would never serve LarkApps. Read-only;
+# list/watch cannot be narrowed by resourceNames, so this reads every CRD's definition
+# (schemas, no user data).
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- end }}
