@@ -67,9 +67,9 @@ async def test_a_hung_dependency_does_not_delay_another(
         assert inbox.got["hung-app"] == []
         ok = inbox.got["ok-app"]
         assert len(ok) >= 4 and all(res.healthy for _, res in ok)
-        await asyncio.sleep(1.4)
+        await asyncio.sleep(1.9)
     finally:
         await sched.stop()
     (at, res), *_ = inbox.got["hung-app"]
     assert res.reason == r.TIMEOUT
-    assert 1.9 < at - started < 2.5  # its own timeout, no later
+    assert 1.9 < at - started < 3.0  # its own timeout, not a queue behind others
