@@ -56,6 +56,7 @@ from lark_operator.tokens.secret import HeldTokens, build_token_secret, drift, r
 log = logging.getLogger("lark_operator.controller")
 
 Key = tuple[str, str]  # (namespace, name)
+SECRET_CACHE_TTL = 300.0
 
 
 class _ProbeFailure:
@@ -97,6 +98,7 @@ class AppState:
     dirty: bool = False
     sched_seq: int = 0
     token_secret_rv: str | None = None
+    token_secret: dict[str, Any] | None = None  # as last written/read (for write-only updates)
     refresh_request: str | None = None  # refresh annotation value being handled
     refresh_request_done: str | None = None
     probe_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -135,6 +137,10 @@ class Controller:
         # Which apps read which Secret, and which Secret holds which app's tokens.
         self._refs: dict[tuple[str, str], set[Key]] = {}
         self._token_secrets: dict[tuple[str, str], Key] = {}
+        self._indexed: dict[Key, tuple[set[tuple[str, str]], tuple[str, str] | None]] = {}
+        # Referenced Secrets as last read, dropped on any watch event for them (and after
+        # SECRET_CACHE_TTL, in case the watch is down): a refresh cycle then costs no read.
+        self._secret_cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
         self.last_loop_at = 0.0
         self.started = False
 
@@ -242,6 +248,7 @@ class Controller:
         record; they must not set off work for every app at start-up."""
         if event == "SYNC":
             return
+        self._secret_cache.pop((namespace, name), None)
         token_owner = self._token_secrets.get((namespace, name))
         if token_owner and (app := self.apps.get(token_owner)):
             if event == "DELETED" or rv != app.token_secret_rv:
@@ -430,9 +437,18 @@ class Controller:
                 err.get("reason", "UnknownError"), err.get("message", ""), err.get("code")
             )
 
+    async def _get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        key, now = (namespace, name), time.monotonic()
+        hit = self._secret_cache.get(key)
+        if hit is not None and now - hit[0] < SECRET_CACHE_TTL:
+            return hit[1]
+        secret = await self.kube.get_secret(namespace, name)
+        self._secret_cache[key] = (now, secret)
+        return secret
+
     async def _read_app_secret(self, app: AppState, spec: LarkAppSpec) -> str | None:
         ref = spec.app_secret_ref
-        secret = await self.kube.get_secret(app.namespace, ref.name)
+        secret = await self._get_secret(app.namespace, ref.name)
         if secret is None:
             self._fail_config(
                 app, "SecretNotFound", f"Secret {ref.name} not found in namespace {app.namespace}."
@@ -542,7 +558,7 @@ class Controller:
         metrics.TOKEN_REFRESHES.labels("success" if changed else "unchanged").inc()
         metrics.CONSECUTIVE_FAILURES.labels(app.namespace, app.name).set(0)
         metrics.set_token_expiry(app.namespace, app.name, expires)
-        await self._ensure_token_secret(app, spec)
+        await self._ensure_token_secret(app, spec, verify=False)
         if changed:
             log.info(
                 "token %s until %s; next refresh %s",
@@ -571,7 +587,13 @@ class Controller:
             app, kind, ErrorFacts(reason, _safe(e), e.code, self.clock()), e.retry_after
         )
 
-    async def _ensure_token_secret(self, app: AppState, spec: LarkAppSpec) -> None:
+    async def _ensure_token_secret(
+        self, app: AppState, spec: LarkAppSpec, *, verify: bool = True
+    ) -> None:
+        """Make the token Secret hold what it should. After a refresh (`verify=False`) the
+        write goes straight out on top of the copy last written, with its resourceVersion
+        (one write, no read); a conflict or a missing copy falls back to read-compare-write,
+        which is also the repair path for a Secret edited or deleted by hand."""
         if app.held is None:
             return
         desired = build_token_secret(
@@ -582,11 +604,23 @@ class Controller:
             tokens=app.held,
         )
         name = desired["metadata"]["name"]
+        if not verify:
+            try:
+                if app.token_secret is None:
+                    written = await self.kube.create_secret(app.namespace, desired)
+                else:
+                    merged = _merge_secret(app.token_secret, desired)
+                    written = await self.kube.replace_secret(app.namespace, name, merged)
+                self._remember_token_secret(app, written)
+                return
+            except KubeError as e:
+                if e.status not in (404, 409):
+                    raise
         for _ in range(3):
             actual = await self.kube.get_secret(app.namespace, name)
             diff = drift(actual, desired)
             if not diff:
-                app.token_secret_rv = actual["metadata"]["resourceVersion"] if actual else None
+                self._remember_token_secret(app, actual)
                 return
             try:
                 if actual is None:
@@ -595,13 +629,17 @@ class Controller:
                     merged = _merge_secret(actual, desired)
                     written = await self.kube.replace_secret(app.namespace, name, merged)
             except KubeError as e:
-                if e.status in (409,):
+                if e.status == 409:
                     continue  # raced with someone; read again
                 raise
-            app.token_secret_rv = written["metadata"]["resourceVersion"]
-            if actual is not None and app.refreshed_at != self.clock():
-                log.info("restored token Secret %s (%s)", name, ", ".join(diff))
+            self._remember_token_secret(app, written)
+            log.info("restored token Secret %s (%s)", name, ", ".join(diff))
             return
+
+    @staticmethod
+    def _remember_token_secret(app: AppState, secret: Mapping[str, Any] | None) -> None:
+        app.token_secret = dict(secret) if secret else None
+        app.token_secret_rv = (secret or {}).get("metadata", {}).get("resourceVersion")
 
     # --- probes ---------------------------------------------------------------------------
     async def _sync_probes(self, app: AppState, spec: LarkAppSpec) -> None:
@@ -644,7 +682,7 @@ class Controller:
                 )
 
     async def _read_ref(self, app: AppState, name: str, key: str) -> str | _ProbeFailure:
-        secret = await self.kube.get_secret(app.namespace, name)
+        secret = await self._get_secret(app.namespace, name)
         if secret is None:
             return _ProbeFailure("SecretNotFound", f"Secret {name} not found.", self.clock())
         value = _decode((secret.get("data") or {}).get(key))
@@ -739,19 +777,24 @@ class Controller:
         self._unindex(app.key)
         if app.spec is None:
             return
-        for name in app.spec.referenced_secrets():
-            self._refs.setdefault((app.namespace, name), set()).add(app.key)
-        self._token_secrets[(app.namespace, app.spec.token_secret_name(app.name))] = app.key
+        refs = {(app.namespace, n) for n in app.spec.referenced_secrets()}
+        for ref in refs:
+            self._refs.setdefault(ref, set()).add(app.key)
+        token_ref = (app.namespace, app.spec.token_secret_name(app.name))
+        self._token_secrets[token_ref] = app.key
+        self._indexed[app.key] = (refs, token_ref)
 
     def _unindex(self, key: Key) -> None:
-        for ref, keys in list(self._refs.items()):
-            if ref[0] == key[0]:
+        refs, token_ref = self._indexed.pop(key, (set(), None))
+        for ref in refs:
+            keys = self._refs.get(ref)
+            if keys is not None:
                 keys.discard(key)
                 if not keys:
                     del self._refs[ref]
-        for ref, owner in list(self._token_secrets.items()):
-            if owner == key:
-                del self._token_secrets[ref]
+                    self._secret_cache.pop(ref, None)
+        if token_ref is not None and self._token_secrets.get(token_ref) == key:
+            del self._token_secrets[token_ref]
 
     def token_secret_selector(self) -> str:
         return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{LARKAPP_LABEL}"

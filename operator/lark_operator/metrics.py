@@ -142,6 +142,12 @@ SCHEDULER_LAG = Gauge(
     "How late the last due refresh was started, compared to its due time.",
     registry=REGISTRY,
 )
+EVENT_LOOP_LAG = Gauge(
+    "lark_service_event_loop_lag_seconds",
+    "Worst delay of the operator's event loop over the last 10 s (a 0.25 s sleep that "
+    "overslept by this much): high values mean the operator is CPU-starved.",
+    registry=REGISTRY,
+)
 BUILD_INFO = Gauge(
     "lark_service_build_info",
     "Always 1; the operator's version as a label.",

@@ -49,6 +49,7 @@ class Runtime:
         namespaces: list[str | None] = list(s.namespaces) if s.namespaces else [None]
         for ns in namespaces:
             self._watch_tasks.append(asyncio.create_task(self._watch_secrets(ns)))
+        self._watch_tasks.append(asyncio.create_task(_measure_loop_lag()))
         await self.health.start()
         log.info(
             "lark-operator %s started (%s)",
@@ -106,6 +107,19 @@ class Runtime:
             "watches": dict(self.watch_state),
             "probes": probes,
         }
+
+
+async def _measure_loop_lag(tick: float = 0.25, window: float = 10.0) -> None:
+    """Sleep `tick` again and again; the oversleep is how long the loop was busy."""
+    loop = asyncio.get_running_loop()
+    worst, window_start = 0.0, loop.time()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(tick)
+        worst = max(worst, loop.time() - before - tick)
+        if loop.time() - window_start >= window:
+            metrics.EVENT_LOOP_LAG.set(round(worst, 4))
+            worst, window_start = 0.0, loop.time()
 
 
 _RUNTIME: Runtime | None = None

@@ -331,12 +331,6 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
                     "Normal", "CredentialsValidated", "Credentials accepted by the Open Platform."
                 )
             )
-        elif cred["reason"] == "RateLimited":
-            events.append(
-                EventSpec(
-                    "Warning", "RateLimited", f"{cred['message']} Hint: {hint_for('RateLimited')}"
-                )
-            )
         elif cred["status"] == "False":
             events.append(
                 EventSpec(
@@ -346,6 +340,17 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
                 )
             )
 
+    err_before = ((old or {}).get("lastError") or {}).get("reason")
+    err = new.get("lastError") or {}
+    if err.get("reason") == "RateLimited" and err_before != "RateLimited":
+        events.append(
+            EventSpec(
+                "Warning", "RateLimited", f"{err.get('message')} Hint: {hint_for('RateLimited')}"
+            )
+        )
+
+    # Token events follow the TokenReady condition: a routine renewal (Refreshed ->
+    # Refreshed) shows in status.token and metrics, not as one more Event per cycle.
     tok = after.get("TokenReady")
     if tok and changed("TokenReady"):
         if tok["reason"] == "Expired":
@@ -356,19 +361,16 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
             )
         elif tok["reason"] == "RefreshFailed":
             events.append(EventSpec("Warning", "TokenRefreshFailed", tok["message"]))
-
-    old_fp = ((old or {}).get("token") or {}).get("fingerprint")
-    new_tok = new.get("token") or {}
-    if new_tok.get("fingerprint") and new_tok.get("fingerprint") != old_fp:
-        events.append(
-            EventSpec(
-                "Normal",
-                "TokenRefreshed",
-                f"New token ({new_tok['fingerprint']}) in Secret "
-                f"{new_tok.get('secretName')}, valid until "
-                f"{new_tok.get('expiresAt')}.",
+        elif tok["reason"] in ("Issued", "Refreshed"):
+            t = new.get("token") or {}
+            events.append(
+                EventSpec(
+                    "Normal",
+                    "TokenRefreshed",
+                    f"Token {t.get('fingerprint')} in Secret {t.get('secretName')}, valid until "
+                    f"{t.get('expiresAt')}.",
+                )
             )
-        )
 
     for dep, ctype in CONDITION_FOR.items():
         c = after.get(ctype)
