@@ -6,7 +6,9 @@ are read with a passive queue.declare, which reports ready messages and consumer
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import ssl
 import time
 from collections.abc import Iterable, Mapping
@@ -130,13 +132,18 @@ async def probe_rabbitmq(
                 for watch in watched:
                     findings += await _passive_queue(conn, watch, details)
         finally:
-            await conn.close()
+            # Bounded: after a timeout this runs past the probe's deadline, and a broker
+            # that hangs would never answer Close.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 1.0)
 
         if mgmt is not None and management_url:
-            where["management"] = f"management API at {mgmt.host}:{mgmt.port or 80}"
+            port = mgmt.port or (443 if mgmt.scheme == "https" else 80)
+            where["management"] = f"management API at {mgmt.host}:{port}"
             progress.stage = f"querying the {where['management']}"
-            user = mgmt.username or amqp.username or "guest"
-            password = mgmt.password if mgmt.username else (amqp.password or "guest")
+            # The management URL's own credentials, else the AMQP login's, else guest.
+            login = next((u for u in (mgmt, amqp) if u.username), None)
+            user, password = (login.username, login.password) if login else ("guest", "guest")
             auth = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
             findings += await _management(management_url, f"Basic {auth}", watched, details)
 

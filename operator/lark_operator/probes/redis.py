@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -93,7 +95,8 @@ async def probe_redis(
             progress.stage = "reading INFO"
             info = await client.info()
         finally:
-            await client.aclose()
+            with contextlib.suppress(Exception):  # bounded: may run after the deadline
+                await asyncio.wait_for(client.aclose(), 1.0)
         findings, details = diagnose_info(info, max_percent)
         return diagnose(
             "redis",
