@@ -183,8 +183,9 @@ def status_json(rows: Sequence[Row]) -> dict[str, Any]:
 
 # --- describe -----------------------------------------------------------------------------
 def _fields(pairs: Sequence[tuple[str, Any]], indent: str = "") -> list[str]:
-    width = max(len(k) for k, _ in pairs) + 2
-    return [f"{indent}{(k + ':').ljust(width)}{v}" for k, v in pairs if v not in (None, "")]
+    shown = [(k, v) for k, v in pairs if v not in (None, "")]
+    width = max((len(k) for k, _ in shown), default=0) + 2
+    return [f"{indent}{(k + ':').ljust(width)}{v}" for k, v in shown]
 
 
 def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]], now: dt.datetime) -> str:
@@ -200,10 +201,9 @@ def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]], now: d
             ("Phase", r.phase),
             ("Ready", r.ready if r.is_ready else f"{r.ready} ({r.reason})"),
             ("Consecutive Failures", status.get("consecutiveFailures")),
+            ("Hint", None if r.is_ready else r.hint),
         ]
     )
-    if not r.is_ready:
-        lines.append(f"Hint:  {r.hint}")
     lines += ["", "Conditions (oldest transition first):", *_timeline(obj, now)]
     lines += ["", "Token:", *_token(status.get("token"), now)]
     lines += ["", "Probes:", *_probes(status.get("probes"), spec, now)]
@@ -273,7 +273,7 @@ def _when(text: Any, now: dt.datetime) -> str | None:
 def _probes(
     probes: Mapping[str, Any] | None, spec: Mapping[str, Any], now: dt.datetime
 ) -> list[str]:
-    configured = [d for d in DEPENDENCIES if (spec.get("probes") or {}).get(d)]
+    configured = [d for d in DEPENDENCIES if (spec.get("probes") or {}).get(d) is not None]
     if not configured:
         return ["  <none configured>"]
     out = []

@@ -1,0 +1,351 @@
+"""kubectl lark: the text it prints (pure functions), its flags, and kubeconfig reading."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lark_operator.cli import cluster
+from lark_operator.cli.kubectl_plugin import build_parser, main, render
+from lark_operator.cli.kubectl_plugin.commands import _outcome_recorded, rfc3339_micro
+from lark_operator.hints import hint_for
+from lark_operator.models import LarkAppSpec
+
+NOW = dt.datetime(2026, 1, 2, 3, 0, 0, tzinfo=dt.UTC)
+
+
+def at(seconds: float) -> str:
+    return (NOW + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cond(ctype: str, status: str, reason: str, message: str = "", t: float = -60) -> dict:
+    return {
+        "type": ctype,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": at(t),
+    }
+
+
+def larkapp(name: str, conditions: list[dict] | None, **status: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "metadata": {"name": name, "namespace": "ns1", "uid": "u-" + name},
+        "spec": {"appId": f"cli_{name}"},
+    }
+    if conditions is not None:
+        obj["status"] = {"conditions": conditions, **status}
+    return obj
+
+
+READY = larkapp(
+    "good",
+    [cond("Ready", "True", "Ready"), cond("TokenReady", "True", "Issued")],
+    phase="Ready",
+    token={
+        "expiresAt": at(6720),
+        "fingerprint": "sha256:abc",
+        "secretName": "good-lark-token",
+        "refreshedAt": at(-480),
+        "nextRefreshAt": at(6000),
+    },
+)
+DEGRADED = larkapp(
+    "slow",
+    [
+        cond("Ready", "False", "Unreachable", "PostgreSQL: refused. Hint: do this", t=-10),
+        cond("CredentialsValid", "True", "Valid", t=-300),
+        cond("PostgresHealthy", "False", "Unreachable", "refused", t=-10),
+        cond("RedisHealthy", "True", "Healthy", t=-300),
+    ],
+    phase="Degraded",
+    token={"expiresAt": at(-5), "fingerprint": "sha256:def"},
+)
+
+
+# --- time -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (0.9, "0s"),
+        (45, "45s"),
+        (60, "1m"),
+        (200, "3m20s"),
+        (3600, "1h"),
+        (6720, "1h52m"),
+        (6759, "1h52m"),  # seconds dropped once there are hours
+        (86400, "1d"),
+        (2 * 86400 + 3 * 3600 + 59, "2d3h"),
+    ],
+)
+def test_span(seconds: float, text: str) -> None:
+    assert render.span(seconds) == text
+
+
+def test_countdown() -> None:
+    assert render.countdown(NOW + dt.timedelta(seconds=6720), NOW) == "1h52m"
+    assert render.countdown(NOW, NOW) == "EXPIRED"
+    assert render.countdown(NOW - dt.timedelta(hours=3), NOW) == "EXPIRED"
+    assert render.countdown(None, NOW) == "-"
+
+
+def test_relative_and_parse_time() -> None:
+    assert render.relative(render.parse_time(at(300)), NOW) == "in 5m"
+    assert render.relative(render.parse_time(at(-90)), NOW) == "1m30s ago"
+    assert render.parse_time("not a time") is None
+    assert render.parse_time(None) is None
+    assert render.parse_time("2026-01-02T03:00:00.5Z") == NOW + dt.timedelta(seconds=0.5)
+
+
+def test_strip_hint() -> None:
+    assert render.strip_hint("Bad secret. Hint: fix it") == "Bad secret."
+    assert render.strip_hint("no hint here") == "no hint here"
+
+
+# --- status -----------------------------------------------------------------------------------
+def test_status_table() -> None:
+    fresh = larkapp("new", None)
+    rows = [render.row(o, NOW) for o in (READY, DEGRADED, fresh)]
+    text = render.status_text(rows, NOW)
+    table, _, below = text.partition("\n\n")
+    lines = table.splitlines()
+    assert re.split(r"\s{2,}", lines[0]) == [
+        "NAMESPACE",
+        "NAME",
+        "APP ID",
+        "READY",
+        "PHASE",
+        "TOKEN EXPIRES IN",
+        "POSTGRES",
+        "REDIS",
+        "RABBITMQ",
+    ]
+    assert [line.split() for line in lines[1:]] == [
+        ["ns1", "good", "cli_good", "True", "Ready", "1h52m", "-", "-", "-"],
+        ["ns1", "slow", "cli_slow", "False", "Degraded", "EXPIRED", "Unreachable", "Healthy", "-"],
+        ["ns1", "new", "cli_new", "-", "-", "-", "-", "-", "-"],
+    ]
+    # Columns line up: each cell starts where its header does.
+    starts = [lines[0].index(h) for h in ("APP ID", "TOKEN EXPIRES IN", "RABBITMQ")]
+    for line in lines[1:]:
+        assert all(line[i - 1] == " " and line[i] != " " for i in starts)
+    assert below.splitlines() == [
+        "Not ready:",
+        f"  ns1/slow: Unreachable — {hint_for('Unreachable')}",
+        f"  ns1/new: NotReconciled — {render.NOT_RECONCILED_HINT}",
+    ]
+
+
+def test_status_all_ready_has_no_footer() -> None:
+    text = render.status_text([render.row(READY, NOW)], NOW)
+    assert "Not ready" not in text and len(text.splitlines()) == 2
+
+
+def test_status_json() -> None:
+    doc = render.status_json([render.row(READY, NOW), render.row(DEGRADED, NOW)])
+    good, slow = doc["items"]
+    assert doc["ready"] is False
+    assert good["expires_in_seconds"] == 6720 and good["hint"] is None
+    assert slow["message"] == "PostgreSQL: refused."  # the hint has its own field
+    assert slow["hint"] == hint_for("Unreachable")
+    assert slow["probes"] == {"postgres": "Unreachable", "redis": "Healthy", "rabbitmq": None}
+    json.dumps(doc)
+
+
+# --- describe ---------------------------------------------------------------------------------
+def event(reason: str, t: float, type_: str = "Normal", message: str = "m") -> dict[str, Any]:
+    return {
+        "type": type_,
+        "reason": reason,
+        "message": message,
+        "lastTimestamp": at(t),
+        "source": {"component": "lark-operator"},
+        "involvedObject": {"uid": "u-slow"},
+    }
+
+
+def test_describe_timeline_probes_error_and_events() -> None:
+    obj = json.loads(json.dumps(DEGRADED))
+    obj["spec"]["probes"] = {"postgres": {"dsnSecretRef": {"name": "db"}}, "redis": {}}
+    obj["status"]["probes"] = {
+        "postgres": {
+            "healthy": False,
+            "reason": "Unreachable",
+            "latencyMs": 1.5,
+            "checkedAt": at(-10),
+            "message": "connection refused",
+            "details": {"endpoint": "127.0.0.1:5432"},
+        }
+    }
+    obj["status"]["lastError"] = {"reason": "Unreachable", "message": "boom", "at": at(-10)}
+    events = [event("ProbeFailed", -10, "Warning"), event("TokenRefreshed", -300)]
+    text = render.describe(obj, sorted(events, key=cluster.event_time), NOW)
+
+    assert re.search(r"^Ready: +False \(Unreachable\)$", text, re.M)
+    assert re.search(rf"^Hint: +{re.escape(hint_for('Unreachable'))}$", text, re.M)
+    timeline = text.split("Conditions (oldest transition first):\n")[1].split("\n\n")[0]
+    types = [
+        line.split()[3]  # time, "10s", "ago", type
+        for line in timeline.splitlines()[1:]
+        if not line.strip().startswith("hint:")
+    ]
+    assert types == ["CredentialsValid", "RedisHealthy", "PostgresHealthy", "Ready"]
+    assert timeline.count(f"hint: {hint_for('Unreachable')}") == 2  # Ready and Postgres
+    assert "Hint: do this" not in timeline
+
+    assert "  Expires At:  " + at(-5) + " (EXPIRED)" in text
+    assert "  PostgreSQL: UNHEALTHY (Unreachable, 1.5ms, checked 10s ago)" in text
+    assert "    endpoint: 127.0.0.1:5432" in text
+    assert "  Redis: not probed yet" in text
+    assert "  Hint:    " + hint_for("Unreachable") in text.split("Last Error:")[1]
+    ev = text.split("Events (oldest first):\n")[1].splitlines()
+    assert [line.split()[1] for line in ev[1:]] == ["TokenRefreshed", "ProbeFailed"]
+
+
+def test_describe_ready_app_with_token() -> None:
+    text = render.describe(READY, [], NOW)
+    assert re.search(r"^Ready: +True$", text, re.M) and "Hint:" not in text
+    assert "  Expires At:      " + at(6720) + " (in 1h52m)" in text
+    assert "  Next Refresh At: " + at(6000) + " (in 1h40m)" in text
+    assert "  Fingerprint:     sha256:abc" in text
+    assert "Probes:\n  <none configured>" in text
+    assert text.endswith("Events (oldest first):\n  <none>")
+
+
+def test_describe_not_reconciled() -> None:
+    text = render.describe(larkapp("new", None), [], NOW)
+    assert render.NOT_RECONCILED_HINT in text
+    assert "<no token yet>" in text
+
+
+# --- refresh bookkeeping -----------------------------------------------------------------------
+def test_refresh_request_values_are_unique_and_outcomes_recognised() -> None:
+    a = rfc3339_micro(NOW)
+    b = rfc3339_micro(NOW + dt.timedelta(microseconds=1))
+    assert a == "2026-01-02T03:00:00.000000Z" and a != b and a < b
+    requested = NOW + dt.timedelta(seconds=0.7)  # status has whole seconds
+    assert _outcome_recorded({"status": {"token": {"refreshedAt": at(0)}}}, requested)
+    assert _outcome_recorded({"status": {"lastError": {"at": at(1)}}}, requested)
+    assert not _outcome_recorded({"status": {"token": {"refreshedAt": at(-1)}}}, requested)
+    assert not _outcome_recorded({}, requested)
+
+
+# --- flags ----------------------------------------------------------------------------------
+def test_flags_before_or_after_the_command() -> None:
+    parser = build_parser()
+    after = parser.parse_args(["status", "-n", "x", "--context", "c"])
+    before = parser.parse_args(["-n", "x", "--context", "c", "status"])
+    for args in (after, before):
+        assert (args.namespace, args.context) == ("x", "c")
+    args = parser.parse_args(["refresh", "app", "--wait"])
+    assert args.name == "app" and args.wait and args.timeout == 60.0
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["status", "-A", "-n", "x"])
+    assert exc.value.code == 2
+    assert "do not go together" in capsys.readouterr().err
+
+
+def test_no_kubeconfig_is_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["status"]) == 2
+    assert "no kubeconfig" in capsys.readouterr().err
+
+
+# --- kubeconfig -------------------------------------------------------------------------------
+def write(path: Path, doc: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def kubeconfig(current: str, *contexts: tuple[str, str, str | None]) -> dict[str, Any]:
+    return {
+        "current-context": current,
+        "contexts": [
+            {"name": n, "context": {"cluster": c, "user": "u", **({"namespace": ns} if ns else {})}}
+            for n, c, ns in contexts
+        ],
+        "clusters": [
+            {
+                "name": "a",
+                "cluster": {"server": "https://a:6443/", "insecure-skip-tls-verify": True},
+            },
+            {
+                "name": "b",
+                "cluster": {"server": "https://b:6443", "insecure-skip-tls-verify": True},
+            },
+        ],
+        "users": [{"name": "u", "user": {"token": "t0ken"}}],
+    }
+
+
+def test_kubeconfig_context_namespace_and_merge(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first = write(tmp_path / "one", kubeconfig("ctx-a", ("ctx-a", "a", "team")))
+    second = write(
+        tmp_path / "two", kubeconfig("ctx-b", ("ctx-b", "b", None), ("ctx-a", "b", "other"))
+    )
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
+    conn = cluster.connect()
+    # The first file wins: its current-context and its definition of ctx-a.
+    assert (conn.context, conn.namespace, conn.auth.server) == ("ctx-a", "team", "https://a:6443")
+    assert conn.auth.token == "t0ken" and conn.auth.ssl_context is False
+    conn = cluster.connect(context="ctx-b")
+    assert (conn.namespace, conn.auth.server) == ("default", "https://b:6443")
+    conn = cluster.connect(kubeconfig=second)
+    assert conn.context == "ctx-b"
+    with pytest.raises(cluster.ClusterError, match="context 'nope' is not in the kubeconfig"):
+        cluster.connect(context="nope")
+
+
+def test_kubeconfig_relative_token_file(tmp_path: Path) -> None:
+    doc = kubeconfig("ctx-a", ("ctx-a", "a", None))
+    doc["users"] = [{"name": "u", "user": {"tokenFile": "tok"}}]
+    (tmp_path / "tok").write_text("from-file\n")
+    conn = cluster.connect(kubeconfig=write(tmp_path / "cfg", doc))
+    assert conn.auth.token == "from-file"
+
+
+def test_kubeconfig_exec_plugin(tmp_path: Path) -> None:
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text(
+        '#!/bin/sh\necho \'{"kind":"ExecCredential","status":{"token":"exec-token"}}\'\n'
+    )
+    plugin.chmod(0o755)
+    doc = kubeconfig("ctx-a", ("ctx-a", "a", None))
+    doc["users"] = [{"name": "u", "user": {"exec": {"command": "./plugin.sh"}}}]
+    conn = cluster.connect(kubeconfig=write(tmp_path / "cfg", doc))
+    assert conn.auth.token == "exec-token"
+
+
+@pytest.mark.parametrize(
+    ("domain", "expected"),
+    [
+        ("feishu", "https://open.feishu.cn"),
+        ("lark", "https://open.larksuite.com"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+    ],
+)
+def test_checked_base_url(domain: str, expected: str) -> None:
+    spec = LarkAppSpec.parse({"appId": "cli_x", "appSecretRef": {"name": "s"}, "domain": domain})
+    assert cluster.checked_base_url(spec) == expected
+
+
+def test_checked_base_url_refuses_non_urls() -> None:
+    spec = LarkAppSpec.parse({"appId": "cli_x", "appSecretRef": {"name": "s"}, "domain": "ftp://x"})
+    with pytest.raises(cluster.ClusterError, match="not 'feishu', 'lark' or an http"):
+        cluster.checked_base_url(spec)
