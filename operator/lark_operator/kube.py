@@ -1,9 +1,10 @@
 """The one Kubernetes API wrapper: an aiohttp client for exactly what the operator does.
 
-Secrets (get/create/replace/delete/patch), LarkApp status patches, Events, and a
-metadata-only watch of Secrets. A thin client keeps memory flat at thousands of objects
-(no model classes), and the metadata-only watch lets the operator notice changes to the
-Secrets it references without downloading every Secret's data in the cluster.
+Secrets (get/create/replace/delete/patch), LarkApp status patches, Events, Leases (leader
+election), and a metadata-only watch of Secrets. A thin client keeps memory flat at
+thousands of objects (no model classes), and the metadata-only watch lets the operator
+notice changes to the Secrets it references without downloading every Secret's data in
+the cluster.
 Credentials come from kopf's own kubeconfig / service-account parsers, so the operator
 and this client always talk to the same server as the same user.
 """
@@ -256,6 +257,33 @@ class KubeClient:
                 content_type="application/merge-patch+json",
             )
         )
+
+    # --- Leases (leader election) ----------------------------------------------------------
+    @staticmethod
+    def _lease_path(ns: str, name: str | None = None) -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{quote(ns)}/leases"
+        return f"{base}/{quote(name)}" if name else base
+
+    async def get_lease(
+        self, ns: str, name: str, *, timeout: float = 30.0
+    ) -> dict[str, Any] | None:
+        try:
+            return dict(await self.request("GET", self._lease_path(ns, name), timeout=timeout))
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def create_lease(
+        self, ns: str, body: dict[str, Any], *, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        return dict(await self.request("POST", self._lease_path(ns), body, timeout=timeout))
+
+    async def replace_lease(
+        self, ns: str, name: str, body: dict[str, Any], *, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """PUT with the body's resourceVersion: a Conflict means someone else wrote first."""
+        return dict(await self.request("PUT", self._lease_path(ns, name), body, timeout=timeout))
 
     # --- Events ---------------------------------------------------------------------------
     async def create_event(
