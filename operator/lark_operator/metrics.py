@@ -156,6 +156,17 @@ BUILD_INFO = Gauge(
 )
 
 
+# Counters with a fixed label vocabulary start at 0. A child created by its first inc()
+# is first scraped at 1 with no earlier sample, so rate()/increase() never see that first
+# event: one reconcile error or one 429 would stay invisible to the alerts.
+for _result in ("ok", "error"):
+    RECONCILES.labels(_result)
+for _source in ("local", "upstream"):
+    RATE_LIMIT_WAITS.labels(_source)
+    RATE_LIMIT_WAIT_SECONDS.labels(_source)
+for _status in ("success", "unchanged", "failure"):
+    TOKEN_REFRESHES.labels(_status)
+
 TOKEN_TYPES = ("tenant", "app")
 CONDITION_STATUSES = ("True", "False", "Unknown")
 
