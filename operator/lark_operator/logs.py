@@ -91,5 +91,9 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "asyncio"):
+    for noisy in ("aiohttp.access", "asyncio", "aiormq"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if root.level > logging.DEBUG:
+        # kopf says "Handler ... succeeded" for every event of every object; the operator's
+        # own lines already tell what happened. Failures still come through.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)

@@ -361,7 +361,9 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
             )
         elif tok["reason"] == "RefreshFailed":
             events.append(EventSpec("Warning", "TokenRefreshFailed", tok["message"]))
-        elif tok["reason"] in ("Issued", "Refreshed"):
+        elif tok["reason"] == "Issued" or (
+            tok["reason"] == "Refreshed" and before.get("TokenReady", {}).get("reason") != "Issued"
+        ):  # first token, or back from a failure; not the routine Issued -> Refreshed
             t = new.get("token") or {}
             events.append(
                 EventSpec(

@@ -1,0 +1,419 @@
+"""`make bench`: N LarkApps on one operator, against the local control plane and the
+emulator, with the naive design (bench/naive_operator.py) measured the same way in the same
+run. Prints a table and writes the figures to bench/results/.
+
+Per N and design: create->Ready latency (p50/p99 per object, burst creation), operator RSS
+and CPU seconds, upstream calls per refresh cycle, apiserver writes per LarkApp per refresh
+cycle (from the apiserver's own /metrics), the worst token lateness (time any token Secret
+held a token past its expiry, sampled), the event-loop lag, and the upstream calls in the
+first minute after an operator restart against those due in that minute.
+
+Time is scaled: tokens live --ttl seconds (default 150) instead of 7200, renewBefore 1m, so
+one refresh cycle is ~85 s. The client-side API rate limit is scaled by the same factor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.helpers.procs import SCRIPT, Emulator, Proc, http_json  # noqa: E402
+
+from lark_operator.devenv.controlplane import ControlPlane, free_port  # noqa: E402
+
+NS = "bench"
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
+_REQ = re.compile(r"^apiserver_request_total\{([^}]*)\}\s+([0-9.e+]+)$", re.M)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def apiserver_writes(cp: ControlPlane) -> dict[str, float]:
+    _, text = cp.request("GET", "/metrics")
+    out: dict[str, float] = {}
+    for labels, value in _REQ.findall(str(text)):
+        lab = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if lab.get("verb") in WRITE_VERBS:
+            key = lab.get("resource", "") + (
+                f"/{lab['subresource']}" if lab.get("subresource") else ""
+            )
+            out[key] = out.get(key, 0.0) + float(value)
+    return out
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds) of a process."""
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return rss, cpu
+
+
+def scrape(port: int, name: str) -> float | None:
+    try:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    m = re.search(rf"^{name}(?:{{[^}}]*}})?\s+([0-9.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+class ReadyWatcher(threading.Thread):
+    """Records the first moment each LarkApp reports Ready=True."""
+
+    def __init__(self, api: client.ApiClient):
+        super().__init__(daemon=True)
+        self.custom = client.CustomObjectsApi(api)
+        self.ready: dict[str, float] = {}
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                w = watch.Watch()
+                for ev in w.stream(
+                    self.custom.list_namespaced_custom_object,
+                    "larkservice.io",
+                    "v1alpha1",
+                    NS,
+                    "larkapps",
+                    timeout_seconds=30,
+                ):
+                    obj = ev["object"]
+                    name = obj["metadata"]["name"]
+                    if name in self.ready:
+                        continue
+                    for c in (obj.get("status") or {}).get("conditions") or []:
+                        if c.get("type") == "Ready" and c.get("status") == "True":
+                            self.ready[name] = time.time()
+                    if self.stop_flag.is_set():
+                        break
+            except Exception as e:
+                log(f"watch restarted: {type(e).__name__}")
+                time.sleep(1)
+
+
+def token_secrets(core: client.CoreV1Api) -> list[float]:
+    """expires_at of every token Secret (both designs name them <larkapp>-lark-token)."""
+    out = []
+    for s in core.list_namespaced_secret(NS).items:
+        raw = (s.data or {}).get("expires_at")
+        if raw and s.metadata.name.endswith("-lark-token"):
+            text = base64.b64decode(raw).decode().replace("Z", "+00:00")
+            out.append(dt.datetime.fromisoformat(text).timestamp())
+    return out
+
+
+def token_lateness(core: client.CoreV1Api) -> float:
+    """Worst (now - expires_at) over every token Secret: > 0 means a lapsed token."""
+    now = time.time()
+    return max((now - exp for exp in token_secrets(core)), default=0.0)
+
+
+def start_operator(
+    design: str, work: Path, kubeconfig: str, emu_url: str, rate: float, tag: str
+) -> tuple[Proc, int]:
+    port = free_port()
+    env = {
+        "KUBECONFIG": kubeconfig,
+        "LARK_OPERATOR_API_RATE": str(rate),
+        "LARK_OPERATOR_API_BURST": str(int(rate)),
+        "PYTHONPATH": str(REPO),
+    }
+    if design == "ours":
+        argv = [
+            SCRIPT,
+            "run",
+            "--namespace",
+            NS,
+            "--health-port",
+            str(port),
+            "--allowed-base-url",
+            emu_url,
+            "--log-format",
+            "json",
+            "--log-level",
+            "WARNING",
+        ]
+    else:
+        argv = [
+            sys.executable,
+            str(REPO / "bench" / "naive_operator.py"),
+            "--namespace",
+            NS,
+            "--metrics-port",
+            str(port),
+        ]
+        env["NAIVE_INTERVAL"] = "15"
+    op = Proc(argv, work / f"operator-{design}-{tag}.log", env=env).start()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if scrape(port, "lark_service_event_loop_lag_seconds") is not None or (
+            design == "ours" and _healthy(port)
+        ):
+            break
+        time.sleep(0.5)
+    return op, port
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return http_json(f"http://127.0.0.1:{port}/health").get("status") == "healthy"
+    except OSError:
+        return False
+
+
+def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    log(f"=== N={n} design={design} ===")
+    apps = max(1, n // args.share)
+    cp = ControlPlane(work / f"cp-{design}-{n}", crds_dir=REPO / "crds")
+    cp.up(timeout=120)
+    result: dict[str, Any] = {"n": n, "design": design, "apps": apps}
+    emu = None
+    op = None
+    try:
+        kubeconfig = str(cp.kubeconfig)
+        api = config.new_client_from_config(config_file=kubeconfig)
+        api.configuration.connection_pool_maxsize = 16
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+        secrets = {f"cli_bench{i:05d}": f"bench-secret-{i}" for i in range(apps)}
+        emu = Emulator(
+            work / f"emulator-{design}-{n}.log",
+            secrets,
+            token_ttl=args.ttl,
+            reissue_window=args.ttl - 20,
+        ).start()
+        for i, (_app_id, secret) in enumerate(secrets.items()):
+            core.create_namespaced_secret(
+                NS,
+                client.V1Secret(
+                    metadata=client.V1ObjectMeta(name=f"app-{i:05d}"),
+                    string_data={"appSecret": secret},
+                ),
+            )
+        rate = 10 * 7200 / args.ttl  # the default 10/s, scaled like time
+        op, port = start_operator(design, work, kubeconfig, emu.url, rate, f"{n}")
+        watcher = ReadyWatcher(api)
+        watcher.start()
+
+        # Warm-up: one LarkApp Ready means the operator watches and the CRD's storage is up
+        # (a just-installed CRD answers 429 for a few seconds, which kopf backs off from).
+        custom.create_namespaced_custom_object(
+            "larkservice.io",
+            "v1alpha1",
+            NS,
+            "larkapps",
+            {
+                "apiVersion": "larkservice.io/v1alpha1",
+                "kind": "LarkApp",
+                "metadata": {"name": "warmup"},
+                "spec": {
+                    "appId": "cli_bench00000",
+                    "appSecretRef": {"name": "app-00000"},
+                    "domain": emu.url,
+                },
+            },
+        )
+        deadline = time.time() + 120
+        while "warmup" not in watcher.ready and time.time() < deadline:
+            time.sleep(0.2)
+        created: dict[str, float] = {}
+
+        def create(i: int) -> None:
+            body = {
+                "apiVersion": "larkservice.io/v1alpha1",
+                "kind": "LarkApp",
+                "metadata": {"name": f"la-{i:05d}"},
+                "spec": {
+                    "appId": f"cli_bench{i % apps:05d}",
+                    "appSecretRef": {"name": f"app-{i % apps:05d}"},
+                    "domain": emu.url,
+                    "refresh": {"renewBefore": "1m", "jitter": 0.1},
+                },
+            }
+            t = time.time()
+            custom.create_namespaced_custom_object(
+                "larkservice.io", "v1alpha1", NS, "larkapps", body
+            )
+            created[f"la-{i:05d}"] = t
+
+        t0 = time.time()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(create, range(n)))
+        result["create_seconds"] = round(time.time() - t0, 1)
+        log(f"created {n} LarkApps in {result['create_seconds']}s")
+        deadline = time.time() + args.ready_timeout
+        while len(watcher.ready) < n and time.time() < deadline and op.alive():
+            time.sleep(1)
+        lat = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
+        result.update(
+            ready=len(lat),
+            ready_p50=round(pct(lat, 0.5), 2),
+            ready_p99=round(pct(lat, 0.99), 2),
+            all_ready_seconds=round(max(watcher.ready.values(), default=t0) - t0, 1),
+        )
+        log(f"ready {len(lat)}/{n}: p50 {result['ready_p50']}s p99 {result['ready_p99']}s")
+
+        # Steady state: several refresh cycles.
+        cycle = args.ttl - 60 * 1.05
+        window = args.cycles * cycle
+        w0, c0 = apiserver_writes(cp), emu.calls()["total"]
+        rss0, cpu0 = proc_stats(op.proc.pid)  # type: ignore[union-attr]
+        worst_late, rss_peak, lag_peak, samples = 0.0, rss0, 0.0, 0
+        end = time.time() + window
+        while time.time() < end and op.alive():
+            late = token_lateness(core)
+            worst_late = max(worst_late, late)
+            rss, _ = proc_stats(op.proc.pid)  # type: ignore[union-attr]
+            rss_peak = max(rss_peak, rss)
+            lag = scrape(port, "lark_service_event_loop_lag_seconds")
+            lag_peak = max(lag_peak, lag or 0.0)
+            samples += 1
+            time.sleep(3)
+        w1, c1 = apiserver_writes(cp), emu.calls()["total"]
+        _, cpu1 = proc_stats(op.proc.pid)  # type: ignore[union-attr]
+        writes = {k: w1.get(k, 0) - w0.get(k, 0) for k in w1 if w1.get(k, 0) - w0.get(k, 0)}
+        result.update(
+            window_seconds=round(window),
+            cycles=args.cycles,
+            upstream_calls_per_cycle=round((c1 - c0) / args.cycles, 1),
+            # the apiserver's own Lease renewals are not the operator's doing
+            apiserver_writes_per_app_per_cycle=round(
+                sum(v for k, v in writes.items() if k != "leases") / n / args.cycles, 2
+            ),
+            writes_by_resource={k: round(v / n / args.cycles, 2) for k, v in writes.items()},
+            rss_mib_peak=round(rss_peak, 1),
+            cpu_seconds_window=round(cpu1 - cpu0, 1),
+            cpu_percent_window=round(100 * (cpu1 - cpu0) / window, 1),
+            worst_token_lateness_seconds=round(max(0.0, worst_late), 1),
+            lateness_samples=samples,
+            event_loop_lag_max_seconds=round(lag_peak, 3),
+        )
+        log(json.dumps({k: v for k, v in result.items() if k != "writes_by_resource"}))
+
+        # Restart: upstream calls in the first minute vs the apps due in it.
+        op.stop()
+        restart_at = time.time()
+        c_before = emu.calls()["total"]
+        # LarkApps whose renewal (renewBefore 1m + jitter) falls in the next minute.
+        due = sum(1 for exp in token_secrets(core) if exp - 66 <= restart_at + 60)
+        op, port = start_operator(design, work, kubeconfig, emu.url, rate, f"{n}-restart")
+        time.sleep(max(0.0, 60 - (time.time() - restart_at)))
+        result.update(
+            restart_calls_first_minute=emu.calls()["total"] - c_before,
+            restart_larkapps_due_in_minute=due,
+        )
+        watcher.stop_flag.set()
+        log(
+            f"restart: {result['restart_calls_first_minute']} upstream calls in the first "
+            f"minute; {due} LarkApps due ({apps} distinct apps)"
+        )
+    finally:
+        if op:
+            op.stop()
+        if emu:
+            emu.stop()
+        cp.down()
+    return result
+
+
+ROWS = [
+    ("create->Ready p50 (s)", "ready_p50"),
+    ("create->Ready p99 (s)", "ready_p99"),
+    ("all Ready after (s)", "all_ready_seconds"),
+    ("operator RSS peak (MiB)", "rss_mib_peak"),
+    ("operator CPU in window (s)", "cpu_seconds_window"),
+    ("upstream calls / cycle", "upstream_calls_per_cycle"),
+    ("apiserver writes / app / cycle", "apiserver_writes_per_app_per_cycle"),
+    ("worst token lateness (s)", "worst_token_lateness_seconds"),
+    ("event-loop lag max (s)", "event_loop_lag_max_seconds"),
+    ("calls in 1st min after restart", "restart_calls_first_minute"),
+]
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for n in sorted({r["n"] for r in results}):
+        ours = next((r for r in results if r["n"] == n and r["design"] == "ours"), {})
+        naive = next((r for r in results if r["n"] == n and r["design"] == "naive"), {})
+        apps = (ours or naive).get("apps")
+        lines.append(f"\nN = {n} LarkApps ({apps} distinct apps)")
+        lines.append(f"{'metric':34} {'ours':>10} {'naive':>10} {'ours/naive':>11}")
+        for label, key in ROWS:
+            a, b = ours.get(key), naive.get(key)
+            ratio = (
+                f"{a / b:.2f}"
+                if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b
+                else "-"
+            )
+            lines.append(
+                f"{label:34} {a if a is not None else '-':>10} "
+                f"{b if b is not None else '-':>10} {ratio:>11}"
+            )
+        if ours:
+            lines.append(
+                f"{'(due in that minute, ours)':34} "
+                f"{ours.get('restart_larkapps_due_in_minute', '-'):>10}"
+            )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--sizes", default="100,1000,5000")
+    p.add_argument("--designs", default="ours,naive")
+    p.add_argument("--cycles", type=int, default=3)
+    p.add_argument("--ttl", type=int, default=150, help="token lifetime in the emulator (s)")
+    p.add_argument("--share", type=int, default=10, help="LarkApps per distinct app id")
+    p.add_argument("--ready-timeout", type=float, default=600)
+    p.add_argument("--out", default=str(REPO / "bench" / "results"))
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lark-bench-"))
+    results = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        for design in args.designs.split(","):
+            results.append(run_one(n, design, args, work))
+            print(table(results), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    print("\n" + table(results))
+    print(f"\nfigures written to {path}; logs in {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
