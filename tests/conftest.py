@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lark_operator.devenv.controlplane import ControlPlane
+from tests.fixtures.servers import *  # noqa: F403 - real PostgreSQL/Redis/RabbitMQ fixtures
+from tests.helpers.env import Env
 from tests.helpers.kube import Kube
 from tests.helpers.procs import Emulator, Operator
 
@@ -79,3 +82,23 @@ def operator_factory(tmp_path: Path, kubeconfig: str) -> Iterator[object]:
     yield make
     for op in started:
         op.stop()
+
+
+@pytest.fixture
+def env_factory(
+    kube: Kube, namespace: str, emulator_factory: Any, operator_factory: Any
+) -> Iterator[Callable[..., Env]]:
+    made: list[Env] = []
+
+    def make(apps: dict[str, str], start: bool = True, **emu_kw: Any) -> Env:
+        emu = emulator_factory(apps, **emu_kw)
+        env = Env(kube, namespace, emu, operator_factory)
+        env.secrets.update(apps.values())
+        if start:
+            env.start_operator()
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        env.assert_no_leaks()
