@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -391,6 +392,8 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def main() -> int:
+    # SIGTERM/Ctrl-C unwind through the `finally` blocks, which stop every process started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", default="100,1000,5000")
     p.add_argument("--designs", default="ours,naive")
