@@ -39,6 +39,13 @@ class Settings:
     # HA
     peering: str | None = os.environ.get("LARK_OPERATOR_PEERING") or None
     priority: int = int(_env("PRIORITY", "0"))
+    # HA by Lease (leader.py): only the holder of the Lease runs kopf and the controller.
+    leader_elect: bool = _env("LEADER_ELECT", "false").lower() in ("1", "true", "yes")
+    leader_elect_namespace: str | None = os.environ.get("LARK_OPERATOR_LEADER_ELECT_NAMESPACE")
+    leader_elect_name: str = _env("LEADER_ELECT_NAME", "lark-operator")
+    lease_duration: float = float(_env("LEASE_DURATION_SECONDS", "15"))
+    renew_deadline: float = float(_env("RENEW_DEADLINE_SECONDS", "10"))
+    retry_period: float = float(_env("RETRY_PERIOD_SECONDS", "2"))
 
     def normalized_allowed(self) -> set[str]:
         return {u.rstrip("/") for u in self.allowed_base_urls}

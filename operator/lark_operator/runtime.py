@@ -28,6 +28,11 @@ class Runtime:
         self._watch_tasks: list[asyncio.Task[None]] = []
         self.watch_state: dict[str, Any] = {"secrets": "starting"}
         self.health = HealthServer(self)
+        self._health_started = False
+        # "standalone", or with --leader-elect "standby" until the Lease is held, then
+        # "leader"; `election` is the LeaderElector (for /health).
+        self.role = "standalone"
+        self.election: Any = None
 
     @property
     def controller(self) -> Controller:
@@ -50,12 +55,23 @@ class Runtime:
         for ns in namespaces:
             self._watch_tasks.append(asyncio.create_task(self._watch_secrets(ns)))
         self._watch_tasks.append(asyncio.create_task(_measure_loop_lag()))
-        await self.health.start()
+        await self.start_health()
         log.info(
             "lark-operator %s started (%s)",
             __version__,
             "namespaces " + ",".join(s.namespaces) if s.namespaces else "all namespaces",
         )
+
+    async def start_health(self) -> None:
+        """Serve /health and /metrics; a standby does so long before `start`."""
+        if not self._health_started:
+            self._health_started = True
+            await self.health.start()
+
+    async def stop_health(self) -> None:
+        if self._health_started:
+            self._health_started = False
+            await self.health.stop()
 
     async def _watch_secrets(self, namespace: str | None) -> None:
         assert self.kube is not None
@@ -89,9 +105,19 @@ class Runtime:
             await self.client.close()
         if self.kube:
             await self.kube.close()
-        await self.health.stop()
+        await self.stop_health()
 
     def health_report(self) -> dict[str, Any]:
+        election = self.election.report() if self.election is not None else None
+        if self.role == "standby":
+            # Waiting for the Lease is this replica's job: healthy (a liveness probe must
+            # not restart it), and nothing of the controller to report.
+            return {
+                "status": "healthy",
+                "role": "standby",
+                "version": __version__,
+                "leaderElection": election,
+            }
         c = self._controller
         ctrl = c.health() if c else {"scheduler": "starting"}
         probes = self.probes.stats() if self.probes is not None else {}
@@ -100,13 +126,17 @@ class Runtime:
             and ctrl.get("scheduler") == "running"
             and not str(self.watch_state.get("secrets", "")).startswith("error")
         )
-        return {
+        report = {
             "status": "healthy" if healthy else "unhealthy",
+            "role": self.role,
             "version": __version__,
             "controller": ctrl,
             "watches": dict(self.watch_state),
             "probes": probes,
         }
+        if election is not None:
+            report["leaderElection"] = election
+        return report
 
 
 async def _measure_loop_lag(tick: float = 0.25, window: float = 10.0) -> None:
