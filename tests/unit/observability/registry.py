@@ -46,5 +46,8 @@ def families() -> dict[str, Family]:
 
 
 def series_names() -> dict[str, str]:
-    """Every name a series of the registry can have -> the documented family name."""
-    return {n: f.name for f in families().values() for n in f.series_names}
+    """Every name a series of the registry can have, and every documented family name
+    (a histogram is documented by its base name) -> the documented family name."""
+    out = {n: f.name for f in families().values() for n in f.series_names}
+    out.update({f.name: f.name for f in families().values()})  # histograms by family name
+    return out
