@@ -102,3 +102,30 @@ def test_metric_table_matches_type_and_labels() -> None:
         assert set(re.findall(r"`(\w+)`", labels)) == set(fam.labels), (
             f"docs/metrics.md: {name} has labels {list(fam.labels)}"
         )
+
+
+def slugs(path: Path) -> set[str]:
+    """GitHub's heading anchors of a Markdown file (a repeated heading gets -1, -2, ...)."""
+    seen: dict[str, int] = {}
+    out = set()
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.M | re.S)  # not in code
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=rel)
+def test_links_between_docs_resolve(path: Path) -> None:
+    """Relative links (`other.md#anchor`, `#anchor`) point at a file and heading that exist;
+    the alerts' runbook links and their troubleshooting sections depend on it."""
+    broken = []
+    for target, anchor in re.findall(r"\]\(([^)#\s:]*\.md)?(?:#([^)\s]+))?\)", path.read_text()):
+        dest = (path.parent / target).resolve() if target else path
+        if not dest.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and anchor not in slugs(dest):
+            broken.append(f"{target}#{anchor}")
+    assert not broken, f"{rel(path)} has broken links: {sorted(set(broken))}"
