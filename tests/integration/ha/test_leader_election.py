@@ -1,0 +1,186 @@
+"""Two or three `lark-operator run --leader-elect` processes, one apiserver, one emulator:
+only the Lease holder acts; a lost Lease ends the holder at once; SIGTERM hands over in
+seconds, kill -9 in about a lease duration; across both handovers no token lapses and no
+refresh cycle calls the Open Platform twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.helpers.wait import eventually
+from tests.integration.ha.conftest import (
+    LEASE,
+    SIGTERM,
+    acting,
+    elect_args,
+    exit_code,
+    health,
+    lease,
+    signal_group,
+)
+
+pytestmark = pytest.mark.integration
+
+APP, SECRET = "cli_ha01", "s3cret-ha-value"
+LEASE_DURATION, RETRY_PERIOD = 15.0, 2.0  # the defaults
+# Bounds asserted on the takeover (signal or kill -> the new leader running the controller
+# with the LarkApp loaded). Start-up of kopf + the controller takes ~2-5 s on 2 cores.
+SIGTERM_TAKEOVER_MAX = 10.0  # release + one retry period (<= 2.4 s) + start-up
+KILL_TAKEOVER_MAX = LEASE_DURATION + RETRY_PERIOD * 1.2 + 8.0
+
+
+def _log_time(op: Any, text: str) -> float:
+    for line in op.logs().splitlines():
+        if text in line:
+            ts = json.loads(line)["timestamp"]
+            return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    raise AssertionError(f"{text!r} not logged")
+
+
+def test_only_the_lease_holder_acts(env_factory: Any) -> None:
+    apps = {f"cli_ha1{i}": f"s3cret-ha-1{i}" for i in range(3)}
+    env = env_factory(apps, start=False)
+    a = env.start_operator(extra=elect_args(env.ns))
+    eventually(lambda: acting(a), 30, what="first replica leading")
+    b = env.start_operator(extra=elect_args(env.ns))
+    assert health(b)["role"] == "standby"
+    for i, (app_id, secret) in enumerate(apps.items()):
+        env.app_secret(f"s{i}", secret)
+        env.larkapp(f"app{i}", app_id, secret_name=f"s{i}")
+    for i in range(len(apps)):
+        eventually(lambda i=i: env.ready(f"app{i}"), 30, what=f"app{i} Ready")
+    time.sleep(3)  # time for a standby that wrongly acts to show itself
+
+    for app_id in apps:
+        assert env.emu.token_calls(app_id) == 1, app_id
+    me = health(a)["leaderElection"]["identity"]
+    spec = lease(env.kube, env.ns)["spec"]
+    assert spec["holderIdentity"] == me
+    assert spec["leaseDurationSeconds"] == 15
+    hb = health(b)
+    assert hb["status"] == "healthy" and hb["role"] == "standby"
+    assert hb["leaderElection"]["holder"] == me
+    assert a.logs().count("token issued") == len(apps)
+    b_logs = b.logs()
+    for marker in ("token issued", "started (namespaces", "Activity", "refresh"):
+        assert marker not in b_logs, f"standby logged {marker!r}"
+
+
+def test_a_leader_that_loses_the_lease_exits_and_a_release_hands_over(env_factory: Any) -> None:
+    env = env_factory({APP: SECRET}, start=False)
+    timings = ["--lease-duration", "6", "--renew-deadline", "4", "--retry-period", "1"]
+    a = env.start_operator(extra=elect_args(env.ns, *timings))
+    eventually(lambda: acting(a), 30, what="a leading")
+    b = env.start_operator(extra=elect_args(env.ns, *timings))
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    good = eventually(lambda: env.token("app"), 30, what="token")
+
+    # Someone else holds the Lease now (as after a partition longer than a lease duration).
+    api = client.CoordinationV1Api(env.kube.api)
+    obj = api.read_namespaced_lease(LEASE, env.ns)
+    obj.spec.holder_identity = "intruder"
+    obj.spec.lease_duration_seconds = 3600
+    obj.spec.renew_time = dt.datetime.now(dt.UTC)
+    api.replace_namespaced_lease(LEASE, env.ns, obj)
+    t0 = time.monotonic()
+    code = exit_code(a, 10)
+    gone_after = time.monotonic() - t0
+    print(f"\nleader exited {gone_after:.2f}s after its Lease was taken (code {code})")
+    assert code is not None and code != 0
+    assert gone_after <= 1.0 * 1.2 + 2.0, gone_after  # its next renewal, not the deadline
+    assert "leader Lease lost" in a.logs()
+    time.sleep(3)
+    assert health(b)["role"] == "standby", "a live Lease of another holder keeps b out"
+
+    obj = api.read_namespaced_lease(LEASE, env.ns)
+    obj.spec.holder_identity = ""
+    obj.spec.lease_duration_seconds = 1
+    api.replace_namespaced_lease(LEASE, env.ns, obj)
+    t0 = time.monotonic()
+    eventually(lambda: acting(b, 1), 20, interval=0.1, what="b leading after the release")
+    took = time.monotonic() - t0
+    print(f"standby took over {took:.2f}s after the Lease was released")
+    assert took <= 1.2 + 8.0, took
+    assert (
+        lease(env.kube, env.ns)["spec"]["holderIdentity"] == health(b)["leaderElection"]["identity"]
+    )
+    time.sleep(1)
+    assert env.token("app") == good
+    assert env.emu.token_calls(APP) == 1, "the new leader resumes; it fetches nothing valid"
+
+
+def test_handover_on_sigterm_then_kill_no_lapse_no_double_refresh(env_factory: Any) -> None:
+    """ttl 70 s, re-issue window 65 s, renewBefore 1m: a refresh every ~10 s. A reader checks
+    the Secret every 0.1 s against the emulator's valid tokens while leadership passes
+    a -> b (SIGTERM) -> c (kill -9)."""
+    env = env_factory({APP: SECRET}, token_ttl=70, reissue_window=65, start=False)
+    a = env.start_operator(extra=elect_args(env.ns))
+    eventually(lambda: acting(a), 30, what="a leading")
+    b = env.start_operator(extra=elect_args(env.ns))
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    eventually(lambda: env.token("app"), 30, what="first token")
+
+    seen: list[str] = []
+    bad: list[str] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            tok = env.token("app")
+            valid = {t["token"] for t in env.emu.tokens(APP)["tokens"] if t["valid"]}
+            if tok not in valid:
+                bad.append(f"{time.monotonic():.1f}: expired or unknown token served")
+            if tok and (not seen or seen[-1] != tok):
+                seen.append(tok)
+            time.sleep(0.1)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        # 1. Graceful: SIGTERM the leader; it stops acting, then releases the Lease.
+        sent = signal_group(a, SIGTERM)
+        eventually(lambda: acting(b, 1), 30, interval=0.1, what="b leading after SIGTERM")
+        sigterm_takeover = time.monotonic() - sent
+        assert exit_code(a, 20) == 0
+        assert _log_time(a, "released leader Lease") <= _log_time(b, "became leader")
+
+        c = env.start_operator(extra=elect_args(env.ns))
+        n = len(seen)
+        eventually(lambda: len(seen) > n, 30, interval=0.2, what="a refresh by b")
+        time.sleep(1)  # the status write that follows the Secret's
+
+        # 2. Crash: kill -9 the leader right after a refresh; c waits out the Lease.
+        killed = time.monotonic()
+        b.kill()
+        eventually(lambda: acting(c, 1), 45, interval=0.2, what="c leading after kill -9")
+        kill_takeover = time.monotonic() - killed
+        n = len(seen)
+        eventually(lambda: len(seen) > n, 30, interval=0.2, what="a refresh by c")
+        time.sleep(1)
+    finally:
+        stop.set()
+        t.join(5)
+    print(
+        f"\ntakeover after SIGTERM: {sigterm_takeover:.1f}s, after kill -9: {kill_takeover:.1f}s"
+        f" (lease duration {LEASE_DURATION:.0f}s); tokens seen: {len(seen)}"
+    )
+    assert not bad, bad[:3]
+    assert sigterm_takeover <= SIGTERM_TAKEOVER_MAX, sigterm_takeover
+    assert LEASE_DURATION - RETRY_PERIOD <= kill_takeover <= KILL_TAKEOVER_MAX, kill_takeover
+    # One upstream call per refresh cycle: every call brought a new token...
+    assert env.emu.token_calls(APP) == len(set(seen)) == len(seen)
+    # ...and the cycles are a refresh period (~10 s) apart, never two close together.
+    issued = sorted(t["issued_at"] for t in env.emu.tokens(APP)["tokens"])
+    gaps = [b - a for a, b in itertools.pairwise(issued)]
+    assert gaps and min(gaps) >= 8.0, gaps
+    assert lease(env.kube, env.ns)["spec"]["leaseTransitions"] >= 2
