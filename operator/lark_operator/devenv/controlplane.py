@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from lark_operator.devenv import binaries
-from lark_operator.devenv.pki import make_pki
+from lark_operator.devenv.pki import make_pki, pki_paths
 
 
 def free_port() -> int:
@@ -55,6 +55,7 @@ class State:
     apiserver_port: int
     server: str
     kubeconfig: str
+    peer_port: int = 0  # absent in state files of older versions
 
 
 class ControlPlaneError(RuntimeError):
@@ -89,12 +90,28 @@ class ControlPlane:
         if existing:
             return existing, False
         self.down()  # clear leftovers of a half-dead previous run
-        etcd_bin, apiserver_bin = binaries.find("etcd"), binaries.find("kube-apiserver")
+        for name in ("etcd", "kube-apiserver"):
+            binaries.find(name)  # fail before making anything
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         pki = make_pki(self.dir / "pki")
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        state = self._spawn_all(etcd_port, peer_port, api_port, pki)
+        self.state_file.write_text(json.dumps(asdict(state)))
+        self._write_kubeconfig(state.server, pki)
+        try:
+            self._wait_ready(state, timeout)
+            if self.crds_dir:
+                self.install_crds(self.crds_dir)
+        except Exception:
+            self.down()
+            raise
+        return state, True
 
+    def _spawn_all(
+        self, etcd_port: int, peer_port: int, api_port: int, pki: dict[str, Path]
+    ) -> State:
+        etcd_bin, apiserver_bin = binaries.find("etcd"), binaries.find("kube-apiserver")
         etcd = self._spawn(
             "etcd",
             [
@@ -136,24 +153,15 @@ class ControlPlane:
                 "--v=0",
             ],
         )
-        state = State(
+        return State(
             etcd_pid=etcd.pid,
             apiserver_pid=apiserver.pid,
             etcd_port=etcd_port,
             apiserver_port=api_port,
             server=server,
             kubeconfig=str(self.kubeconfig),
+            peer_port=peer_port,
         )
-        self.state_file.write_text(json.dumps(asdict(state)))
-        self._write_kubeconfig(server, pki)
-        try:
-            self._wait_ready(state, timeout)
-            if self.crds_dir:
-                self.install_crds(self.crds_dir)
-        except Exception:
-            self.down()
-            raise
-        return state, True
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")
@@ -284,6 +292,34 @@ class ControlPlane:
             doc,
             content_type="application/apply-patch+yaml",
         )
+
+    # --- an outage: stop and start again on the same ports, certificates and data --------
+    def stop(self, *, timeout: float = 15.0) -> State:
+        """Stop etcd and the apiserver but keep everything else, so that `start` brings the
+        same cluster back at the same address (clients keep their kubeconfig)."""
+        st = self.state()
+        if not st:
+            raise ControlPlaneError("control plane is not running")
+        for pid in (st.apiserver_pid, st.etcd_pid):
+            _terminate(pid, timeout)
+        return st
+
+    def start(self, *, timeout: float = 60.0) -> State:
+        """Start a `stop`ped control plane again; returns once the apiserver is ready."""
+        old = self.state()
+        if not old:
+            raise ControlPlaneError("no control plane to start: run `up` first")
+        if self.running():
+            return old
+        state = self._spawn_all(
+            old.etcd_port,
+            old.peer_port or free_port(),
+            old.apiserver_port,
+            pki_paths(self.dir / "pki"),
+        )
+        self.state_file.write_text(json.dumps(asdict(state)))
+        self._wait_ready(state, timeout)
+        return state
 
     # --- down ---------------------------------------------------------------------------
     def down(self, *, timeout: float = 15.0) -> bool:

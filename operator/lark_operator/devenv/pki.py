@@ -80,6 +80,19 @@ def _cert(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+def pki_paths(cert_dir: Path) -> dict[str, Path]:
+    """Where make_pki writes each file (a restarted control plane reuses them)."""
+    return {
+        "ca": cert_dir / "ca.crt",
+        "serving_cert": cert_dir / "apiserver.crt",
+        "serving_key": cert_dir / "apiserver.key",
+        "admin_cert": cert_dir / "admin.crt",
+        "admin_key": cert_dir / "admin.key",
+        "sa_key": cert_dir / "sa.key",
+        "sa_pub": cert_dir / "sa.pub",
+    }
+
+
 def make_pki(cert_dir: Path) -> dict[str, Path]:
     """Write every file the apiserver and an admin client need; return their paths."""
     cert_dir.mkdir(parents=True, exist_ok=True)
@@ -101,15 +114,7 @@ def make_pki(cert_dir: Path) -> dict[str, Path]:
     adm = _cert(adm_name, adm_key, ca_name, ca_key, client=True)
 
     sa_key = _key()
-    paths = {
-        "ca": cert_dir / "ca.crt",
-        "serving_cert": cert_dir / "apiserver.crt",
-        "serving_key": cert_dir / "apiserver.key",
-        "admin_cert": cert_dir / "admin.crt",
-        "admin_key": cert_dir / "admin.key",
-        "sa_key": cert_dir / "sa.key",
-        "sa_pub": cert_dir / "sa.pub",
-    }
+    paths = pki_paths(cert_dir)
     pem = serialization.Encoding.PEM
     _write(paths["ca"], ca.public_bytes(pem))
     _write(paths["serving_cert"], srv.public_bytes(pem))
