@@ -34,7 +34,7 @@ from tests.helpers.wait import eventually
 from tests.integration.observability.prometheus import Prometheus
 from tests.unit.observability import dashboard as dash
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
 REPO = Path(__file__).resolve().parents[3]
 ALERTS = REPO / "charts" / "lark-operator" / "files" / "alerts.yaml"
@@ -173,6 +173,26 @@ def test_alerts_and_dashboard_against_real_prometheus(
         eventually(lambda: not dashboard_gaps() or None, 30, what="every dashboard query")
     except AssertionError:
         raise AssertionError("\n".join(dashboard_gaps())) from None
+
+    # The scenario did what it is for: a join, a cache hit, an upstream wait, a reconcile
+    # error (a local wait is likely but depends on timing, so it is not required).
+    for proof in (
+        "lark_service_singleflight_joins_total > 0",
+        "lark_service_token_cache_hits_total > 0",
+        'lark_service_rate_limit_waits_total{source="upstream"} > 0',
+        'lark_service_reconciles_total{result="error"} > 0',
+    ):
+        assert prom.query(proof), proof
+
+    # No secret in any label of any series Prometheus stored from the operator.
+    token = (kube.secret(ns, "healthy-lark-token") or {}).get("tenant_access_token")
+    assert token
+    secrets = [OK_SECRET, BAD_SECRET, RL_SECRET, "not-the-app-secret", token]
+    secrets.append(redis_server.password)
+    stored = prom.api("series", **{"match[]": '{__name__=~"lark_service_.+"}'})
+    assert len(stored) > 50
+    labels = " ".join(v for series in stored for v in series.values())
+    assert not [s for s in secrets if s and s in labels], "a secret reached a metric label"
 
     # --- every alert expression parses; non-empty exactly for the provoked alerts --------
     def active() -> dict[str, list[dict[str, str]]]:
