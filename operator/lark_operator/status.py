@@ -228,6 +228,15 @@ def _phase_and_ready(obs: Observed, conds: dict[str, dict[str, Any]]) -> tuple[s
         return "Degraded", _condition(
             "Ready", "False", reason, f"{message}{more} Hint: {hint_for(reason)}", g
         )
+    waiting = [
+        LABEL_FOR[d]
+        for d in obs.configured_probes
+        if conds[CONDITION_FOR[d]]["status"] == "Unknown"
+    ]
+    if waiting:  # Ready means known good: not before every configured probe has answered
+        return "Pending", _condition(
+            "Ready", "False", "Pending", f"Waiting for the first probe of {', '.join(waiting)}.", g
+        )
     return "Ready", _condition(
         "Ready", "True", "Ready", "Token is fresh and every configured dependency is healthy.", g
     )
