@@ -401,11 +401,13 @@ class Controller:
         recorded = (app.status.get("token") or {}).get("fingerprint")
         if held is None or recorded != held.fingerprint():
             return
+        # What the Secret serves, even when it expired while the operator was down: the
+        # expiry alerts must see it until a refresh replaces it.
+        metrics.set_token_expiry(app.namespace, app.name, held.expires_at)
         if set(held.values) != set(_token_types(app.spec)) or held.earliest_expiry <= self.clock():
             return
         app.held = held
         app.token_secret_rv = (secret or {}).get("metadata", {}).get("resourceVersion")
-        metrics.set_token_expiry(app.namespace, app.name, held.expires_at)
         if app.next_refresh_at is None:
             app.next_refresh_at = policy.next_refresh_at(
                 held.earliest_expiry,
