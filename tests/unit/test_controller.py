@@ -141,3 +141,29 @@ async def test_domain_url_must_be_allowed(world: Any) -> None:
     assert client.calls == 0
     cred = ctl.apps[(NS, NAME)].credentials
     assert cred is not None and cred.reason == "DomainNotAllowed"
+
+
+class _Result:
+    def __init__(self, healthy: bool, reason: str, latency: float, now: float) -> None:
+        self.dependency, self.healthy, self.reason = "redis", healthy, reason
+        self.message, self.latency_ms, self.details, self.checked_at = "m", latency, {}, now
+
+
+async def test_hundred_unchanged_probe_results_write_status_once(world: Any) -> None:
+    ctl, kube, _client, clock = world
+    body = {**BODY, "spec": {**BODY["spec"], "probes": {"redis": {"urlSecretRef": {"name": "r"}}}}}
+    ctl.upsert(body)
+    await _step(ctl)  # no probe scheduler here: only the token part runs
+    base = len(kube.status_patches)
+    for i in range(100):  # 100 cycles of 2 s: health unchanged, latency varies
+        clock.now += 2
+        await ctl._on_probe_result((NS, NAME), _Result(True, "Healthy", 1 + i % 7, clock.now))
+    assert len(kube.status_patches) == base + 1  # only the first result
+    # a change of reason is written at once
+    await ctl._on_probe_result((NS, NAME), _Result(False, "Unreachable", 0, clock.now))
+    assert len(kube.status_patches) == base + 2
+    # unchanged for five minutes: refreshed once (latency/checkedAt) so status is not stale
+    for _ in range(160):
+        clock.now += 2
+        await ctl._on_probe_result((NS, NAME), _Result(False, "Unreachable", 0, clock.now))
+    assert len(kube.status_patches) == base + 3
