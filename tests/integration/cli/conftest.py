@@ -14,17 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import servers
+from tests.helpers.env import Env
 from tests.helpers.wait import eventually
-from tests.integration.tokens import conftest as tokens_conftest
-from tests.integration.tokens.conftest import Env
-
-# Fixtures shared with the token and probe tests, made visible here.
-env_factory = tokens_conftest.env_factory
-server_passwords = servers.server_passwords
-postgres_template = servers.postgres_template
-postgres_server = servers.postgres_server
-redis_server = servers.redis_server
 
 VENV_BIN = Path(sys.executable).parent
 GOOD_APP, GOOD_SECRET = "cli_cligood1", "cli-good-secret-value"

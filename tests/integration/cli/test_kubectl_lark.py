@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from lark_operator.hints import hint_for
+from tests.helpers.env import Env
 from tests.integration.cli.conftest import Cli, row_of, stdout
-from tests.integration.tokens.conftest import Env
 
 pytestmark = pytest.mark.integration
 

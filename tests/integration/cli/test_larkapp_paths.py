@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.env import Env
 from tests.helpers.kube import Kube
 from tests.integration.cli.conftest import Cli, assert_nothing_leaked, stdout
-from tests.integration.tokens.conftest import Env
 
 pytestmark = pytest.mark.integration
 
