@@ -1,0 +1,273 @@
+"""Fixtures for the Helm chart tests: the `helm` binary with its own cache/config/data
+homes, rendering helpers, and the CRDs the chart's objects need in the local apiserver
+(kopf's peering CRDs from the chart's crds/, and minimal monitoring.coreos.com CRDs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lark_operator.devenv.binaries import MissingBinary, find
+from tests.helpers.kube import Kube
+
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "charts" / "lark-operator"
+CRD_FILE = REPO / "crds" / "larkapps.yaml"
+CRD_NAME = "larkapps.larkservice.io"
+
+# Just enough of the Prometheus Operator's CRDs for the apiserver to accept (and dry-run)
+# a ServiceMonitor and a PrometheusRule; the real ones validate far more.
+MONITORING_CRDS = [
+    {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    for kind, plural in (
+        ("ServiceMonitor", "servicemonitors"),
+        ("PrometheusRule", "prometheusrules"),
+    )
+]
+
+
+class HelmError(AssertionError):
+    pass
+
+
+class Helm:
+    """The helm CLI, isolated from the user's own Helm state."""
+
+    def __init__(self, home: Path, kubeconfig: str, kube_version: str):
+        self.bin = str(find("helm"))
+        self.kubeconfig = kubeconfig
+        # helm built from source without its ldflags assumes Kubernetes 1.20 for `template`
+        # and `lint`, below the chart's kubeVersion; pass the server's version instead.
+        self.kube_version = kube_version
+        self.env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+            "KUBECONFIG": kubeconfig,
+        }
+        self.tmp = home / "values"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [self.bin, *args], capture_output=True, text=True, env=self.env, timeout=120
+        )
+        if check and proc.returncode != 0:
+            raise HelmError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+        return proc
+
+    def values_file(self, values: dict[str, Any]) -> str:
+        path = self.tmp / f"values-{uuid.uuid4().hex[:8]}.yaml"
+        path.write_text(yaml.safe_dump(values))
+        return str(path)
+
+    def template_text(
+        self,
+        values: dict[str, Any] | None = None,
+        *,
+        release: str = "lo",
+        namespace: str = "lark-system",
+        extra: tuple[str, ...] = (),
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "template",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--kube-version",
+            self.kube_version,
+            "-f",
+            self.values_file(values or {}),
+            *extra,
+            check=check,
+        )
+
+    def template(
+        self,
+        values: dict[str, Any] | None = None,
+        *,
+        release: str = "lo",
+        namespace: str = "lark-system",
+    ) -> list[dict[str, Any]]:
+        out = self.template_text(values, release=release, namespace=namespace).stdout
+        return [d for d in yaml.safe_load_all(out) if d]
+
+    def install(
+        self, release: str, namespace: str, values: dict[str, Any], *extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "install",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "-f",
+            self.values_file(values),
+            "--wait=false",
+            "--timeout",
+            "60s",
+            *extra,
+        )
+
+    def uninstall(self, release: str, namespace: str) -> None:
+        self.run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s")
+
+    def manifest(self, release: str, namespace: str) -> list[dict[str, Any]]:
+        out = self.run("get", "manifest", release, "--namespace", namespace).stdout
+        return [d for d in yaml.safe_load_all(out) if d]
+
+
+@dataclass(frozen=True)
+class Ref:
+    kind: str
+    namespace: str | None
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
+def refs(docs: list[dict[str, Any]]) -> set[Ref]:
+    return {Ref(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs}
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def ensure_crds(kube: Kube, docs: list[dict[str, Any]]) -> None:
+    """Create the CRDs that are missing (as Helm does with a chart's crds/ directory) and
+    wait until they are served; an existing CRD (e.g. the real Prometheus Operator's on a
+    kind cluster) is left alone."""
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        if kube.kubectl("get", "crd", name, check=False).returncode == 0:
+            continue
+        created = kube.kubectl("create", "-f", "-", input=yaml.safe_dump(doc), check=False)
+        if created.returncode != 0 and "AlreadyExists" not in created.stderr:
+            raise AssertionError(f"creating CRD {name} failed: {created.stderr}")
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{name}")
+
+
+@pytest.fixture(scope="session")
+def kube_version(kube: Kube) -> str:
+    info = json.loads(kube.kubectl("version", "-o", "json").stdout)
+    return str(info["serverVersion"]["gitVersion"]).lstrip("v").split("+")[0]
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory, kubeconfig: str, kube_version: str) -> Helm:
+    try:
+        find("helm")
+    except MissingBinary as e:
+        pytest.fail(str(e))
+    return Helm(tmp_path_factory.mktemp("helm"), kubeconfig, kube_version)
+
+
+@pytest.fixture(scope="session")
+def chart_crds(kube: Kube) -> None:
+    """The CRDs the chart's objects are instances of, present in the apiserver: kopf's
+    peering CRDs (the chart's crds/, which `helm install` creates first) and minimal
+    ServiceMonitor / PrometheusRule CRDs (no Prometheus Operator here)."""
+    peering = yaml.safe_load_all((CHART / "crds" / "kopf-peerings.yaml").read_text())
+    ensure_crds(kube, [d for d in peering if d] + MONITORING_CRDS)
+
+
+@pytest.fixture
+def watch_namespaces(kube: Kube) -> list[str]:
+    """Two fresh namespaces for namespaced mode."""
+    names = [f"w{i}-{uuid.uuid4().hex[:8]}" for i in (1, 2)]
+    for name in names:
+        kube.kubectl("create", "namespace", name)
+    return names
+
+
+@pytest.fixture
+def adopt_crd(kube: Kube) -> Iterator[Any]:
+    """Let a release take over the LarkApp CRD that the test harness installed with kubectl
+    (the documented migration path: add Helm's ownership metadata), and put the CRD's
+    labels and annotations back afterwards so other tests see it as before."""
+    before = json.loads(kube.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)["metadata"]
+
+    def adopt(release: str, namespace: str) -> None:
+        kube.kubectl("label", "--overwrite", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm")
+        kube.kubectl(
+            "annotate",
+            "--overwrite",
+            "crd",
+            CRD_NAME,
+            f"meta.helm.sh/release-name={release}",
+            f"meta.helm.sh/release-namespace={namespace}",
+        )
+
+    yield adopt
+    after = json.loads(kube.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)["metadata"]
+    patch = {"metadata": {}}
+    for field in ("labels", "annotations"):
+        old, new = before.get(field) or {}, after.get(field) or {}
+        patch["metadata"][field] = {k: old.get(k) for k in set(old) | set(new)}
+    kube.kubectl("patch", "crd", CRD_NAME, "--type=merge", "-p", json.dumps(patch))
+
+
+def sa_kubeconfig(kube: Kube, namespace: str, sa: str, path: Path) -> str:
+    """A kubeconfig that authenticates as the ServiceAccount (a bound token from the
+    TokenRequest API; the local apiserver signs them), against the same server."""
+    token = kube.kubectl("create", "token", sa, "-n", namespace, "--duration", "1h").stdout.strip()
+    cfg = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    ctx_name = cfg.get("current-context") or cfg["contexts"][0]["name"]
+    ctx = next(c for c in cfg["contexts"] if c["name"] == ctx_name)["context"]
+    cluster = dict(next(c for c in cfg["clusters"] if c["name"] == ctx["cluster"])["cluster"])
+    ca = cluster.get("certificate-authority")
+    if ca and not Path(ca).is_absolute():
+        cluster["certificate-authority"] = str(Path(kube.kubeconfig).parent / ca)
+    out = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": sa}}],
+        "current-context": "c",
+    }
+    path.write_text(yaml.safe_dump(out))
+    path.chmod(0o600)
+    return str(path)

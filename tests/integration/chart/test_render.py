@@ -1,0 +1,443 @@
+"""`helm lint` and `helm template` for every combination of the chart's toggles, each
+render checked for what it must contain and applied with `kubectl apply --dry-run=server`
+against the real apiserver."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import tarfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers.kube import Kube
+from tests.integration.chart.conftest import (
+    CHART,
+    CRD_FILE,
+    CRD_NAME,
+    Helm,
+    Ref,
+    by_kind,
+    one,
+    refs,
+)
+
+pytestmark = pytest.mark.integration
+
+RELEASE, NAMESPACE = "lo", "lark-system"
+FULLNAME = f"{RELEASE}-lark-operator"
+CLUSTER_NAME = f"{NAMESPACE}-{FULLNAME}"
+STANDARD_LABELS = (
+    "helm.sh/chart",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+)
+
+
+@dataclass(frozen=True)
+class Toggles:
+    crds: bool
+    namespaced: bool
+    ha: bool
+    service_monitor: bool
+    prometheus_rule: bool
+    dashboard: bool
+
+    @property
+    def id(self) -> str:
+        names = ("crds", "ns", "ha", "sm", "rule", "dash")
+        return "-".join(("+" if on else "-") + n for n, on in zip(names, self.flags, strict=True))
+
+    @property
+    def flags(self) -> tuple[bool, ...]:
+        return (
+            self.crds,
+            self.namespaced,
+            self.ha,
+            self.service_monitor,
+            self.prometheus_rule,
+            self.dashboard,
+        )
+
+    def values(self, watch: list[str]) -> dict[str, Any]:
+        return {
+            "crds": {"install": self.crds},
+            "watchNamespaces": watch if self.namespaced else [],
+            "ha": {"enabled": self.ha},
+            "serviceMonitor": {"enabled": self.service_monitor},
+            "prometheusRule": {"enabled": self.prometheus_rule},
+            "dashboard": {"enabled": self.dashboard},
+        }
+
+    def expected(self, watch: list[str]) -> set[Ref]:
+        """Every object the chart must render for these toggles, and nothing else."""
+        out = {
+            Ref("ServiceAccount", NAMESPACE, FULLNAME),
+            Ref("Service", NAMESPACE, FULLNAME),
+            Ref("Deployment", NAMESPACE, FULLNAME),
+            Ref("ClusterRole", None, CLUSTER_NAME),
+            Ref("ClusterRoleBinding", None, CLUSTER_NAME),
+        }
+        if self.crds:
+            out.add(Ref("CustomResourceDefinition", None, CRD_NAME))
+        if self.namespaced:
+            for ns in watch:
+                out |= {Ref("Role", ns, FULLNAME), Ref("RoleBinding", ns, FULLNAME)}
+        if self.ha:
+            out.add(Ref("PodDisruptionBudget", NAMESPACE, FULLNAME))
+            if self.namespaced:
+                out |= {Ref("KopfPeering", ns, FULLNAME) for ns in watch}
+            else:
+                out.add(Ref("ClusterKopfPeering", None, FULLNAME))
+        if self.service_monitor:
+            out.add(Ref("ServiceMonitor", NAMESPACE, FULLNAME))
+        if self.prometheus_rule:
+            out.add(Ref("PrometheusRule", NAMESPACE, FULLNAME))
+        if self.dashboard:
+            out.add(Ref("ConfigMap", NAMESPACE, f"{FULLNAME}-dashboard"))
+        return out
+
+
+# All 2^6 combinations: they are cheap (a render and a dry-run each), and listing them
+# beats arguing which interactions cannot matter.
+COMBINATIONS = [Toggles(*flags) for flags in itertools.product((False, True), repeat=6)]
+
+
+@pytest.fixture(scope="module")
+def release_namespace(kube: Kube) -> str:
+    if kube.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0:
+        kube.kubectl("create", "namespace", NAMESPACE)
+    return NAMESPACE
+
+
+@pytest.fixture(scope="module")
+def module_watch_namespaces(kube: Kube) -> list[str]:
+    names = [f"rw{i}-{uuid.uuid4().hex[:8]}" for i in (1, 2)]
+    for name in names:
+        kube.kubectl("create", "namespace", name)
+    return names
+
+
+# --- lint ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("--strict",),
+        (
+            "--strict",
+            "--set",
+            "ha.enabled=true,serviceMonitor.enabled=true,prometheusRule.enabled=true,"
+            "dashboard.enabled=true,watchNamespaces={a,b},allowedBaseUrls={https://open.example.com}",
+        ),
+    ],
+    ids=["default", "strict", "strict-everything-on"],
+)
+def test_helm_lint(helm: Helm, extra: tuple[str, ...]) -> None:
+    proc = helm.run("lint", str(CHART), "--kube-version", helm.kube_version, *extra)
+    assert "0 chart(s) failed" in proc.stdout, proc.stdout
+    assert "[ERROR]" not in proc.stdout and "[WARNING]" not in proc.stdout, proc.stdout
+
+
+# --- every toggle combination --------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    rendered: subprocess.CompletedProcess[str]
+    docs: list[dict[str, Any]]
+
+
+def _key(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, sort_keys=True)
+
+
+@pytest.fixture(scope="module")
+def outcomes(helm: Helm, module_watch_namespaces: list[str]) -> dict[Toggles, Outcome]:
+    def render(t: Toggles) -> Outcome:
+        values = t.values(module_watch_namespaces)
+        rendered = helm.template_text(values, release=RELEASE, namespace=NAMESPACE, check=False)
+        docs = [d for d in yaml.safe_load_all(rendered.stdout) if d] if rendered.stdout else []
+        return Outcome(rendered, docs)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(COMBINATIONS, pool.map(render, COMBINATIONS), strict=True))
+
+
+@pytest.fixture(scope="module")
+def dry_runs(
+    outcomes: dict[Toggles, Outcome], kube: Kube, chart_crds: None, release_namespace: str
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """`kubectl apply --dry-run=server` of every distinct object any combination renders.
+    A server-side dry-run judges each object on its own (nothing is stored, so one object
+    cannot make another pass or fail), so applying the ~20 distinct objects once each
+    is the same verdict as applying all 64 renders, at a fraction of the requests."""
+    unique = {_key(d): d for o in outcomes.values() for d in o.docs}
+
+    def apply(doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return kube.kubectl(
+            "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(doc), check=False
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(unique, pool.map(apply, unique.values()), strict=True))
+
+
+@pytest.mark.parametrize("toggles", COMBINATIONS, ids=[t.id for t in COMBINATIONS])
+def test_toggle_combination_renders_and_applies(
+    outcomes: dict[Toggles, Outcome],
+    dry_runs: dict[str, subprocess.CompletedProcess[str]],
+    module_watch_namespaces: list[str],
+    toggles: Toggles,
+) -> None:
+    watch = module_watch_namespaces
+    outcome = outcomes[toggles]
+    assert outcome.rendered.returncode == 0, outcome.rendered.stderr
+    docs = outcome.docs
+
+    assert refs(docs) == toggles.expected(watch)
+    assert len(docs) == len(refs(docs)), "an object is rendered twice"
+    for doc in docs:
+        labels = doc["metadata"].get("labels") or {}
+        missing = [k for k in STANDARD_LABELS if k not in labels]
+        assert not missing, f"{doc['kind']} {doc['metadata']['name']} lacks labels {missing}"
+
+    _check_deployment(one(docs, "Deployment"), toggles, watch)
+    _check_rbac(docs, toggles, watch)
+    if toggles.crds:
+        crd = one(docs, "CustomResourceDefinition")
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    for doc in docs:
+        applied = dry_runs[_key(doc)]
+        assert applied.returncode == 0, f"{doc['kind']} {doc['metadata']['name']}: {applied.stderr}"
+        assert "(server dry run)" in applied.stdout
+
+
+@pytest.mark.parametrize("toggles", [COMBINATIONS[0], COMBINATIONS[-1]], ids=["all-off", "all-on"])
+def test_whole_render_applies_as_one_stream(
+    outcomes: dict[Toggles, Outcome], kube: Kube, chart_crds: None, toggles: Toggles
+) -> None:
+    """What a user does: `helm template ... | kubectl apply --dry-run=server -f -`."""
+    outcome = outcomes[toggles]
+    applied = kube.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=outcome.rendered.stdout, check=False
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("(server dry run)") == len(outcome.docs), applied.stdout
+
+
+def _check_deployment(dep: dict[str, Any], t: Toggles, watch: list[str]) -> None:
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    (c,) = pod["containers"]
+    args = c["args"]
+    assert args[0] == "run"
+    if t.namespaced:
+        assert "--all-namespaces" not in args
+        assert [args[i + 1] for i, a in enumerate(args) if a == "--namespace"] == watch
+    else:
+        assert "--all-namespaces" in args and "--namespace" not in args
+    assert args[args.index("--log-format") + 1] == "json"
+    assert args[args.index("--health-port") + 1] == "9091"
+    if t.ha:
+        assert spec["replicas"] == 2
+        assert args[args.index("--peering") + 1] == FULLNAME
+        assert c["command"][:2] == ["/bin/sh", "-c"] and "--priority" in c["command"][2]
+        assert spec["strategy"]["type"] == "RollingUpdate"
+        assert pod["affinity"]["podAntiAffinity"]
+    else:
+        assert spec["replicas"] == 1
+        assert "--peering" not in args and "command" not in c
+        assert spec["strategy"]["type"] == "Recreate"
+
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
+    assert c["resources"]["requests"] and c["resources"]["limits"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/health", "port": "http-metrics"}
+    assert c["ports"] == [{"name": "http-metrics", "containerPort": 9091, "protocol": "TCP"}]
+
+
+def _check_rbac(docs: list[dict[str, Any]], t: Toggles, watch: list[str]) -> None:
+    cluster_rules = one(docs, "ClusterRole")["rules"]
+    cluster_resources = {r for rule in cluster_rules for r in rule["resources"]}
+    if t.namespaced:
+        # Only kopf's read-only scanning is cluster-wide.
+        assert cluster_resources == {"customresourcedefinitions", "namespaces"}
+        assert all(set(rule["verbs"]) == {"list", "watch"} for rule in cluster_rules)
+        for role in by_kind(docs, "Role"):
+            resources = {r for rule in role["rules"] for r in rule["resources"]}
+            expected = {"larkapps", "larkapps/status", "secrets", "events"}
+            assert resources == expected | ({"kopfpeerings"} if t.ha else set())
+    else:
+        expected = {"larkapps", "larkapps/status", "secrets", "events"}
+        expected |= {"customresourcedefinitions"}
+        assert cluster_resources == expected | ({"clusterkopfpeerings"} if t.ha else set())
+    for binding in by_kind(docs, "RoleBinding") + by_kind(docs, "ClusterRoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+        ]
+
+
+# --- contents ------------------------------------------------------------------------------
+
+
+def test_crd_is_the_repository_crd(helm: Helm) -> None:
+    """One source of truth: the chart's CRD is crds/larkapps.yaml, plus Helm's metadata."""
+    crd = one(helm.template({}), "CustomResourceDefinition")
+    source = yaml.safe_load(CRD_FILE.read_text())
+    assert crd["spec"] == source["spec"]
+    for key, value in source["metadata"]["labels"].items():
+        assert crd["metadata"]["labels"][key] == value
+    assert crd["metadata"]["name"] == source["metadata"]["name"]
+
+
+def test_crd_keep_off_drops_the_annotation(helm: Helm) -> None:
+    crd = one(helm.template({"crds": {"keep": False}}), "CustomResourceDefinition")
+    assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+
+
+def test_rules_and_dashboard_are_the_files(helm: Helm) -> None:
+    docs = helm.template(
+        {
+            "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+            "dashboard": {"enabled": True, "namespace": "grafana"},
+        }
+    )
+    rule = one(docs, "PrometheusRule")
+    alerts = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    assert rule["spec"] == {"groups": alerts["groups"]}
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    cm = one(docs, "ConfigMap")
+    assert cm["metadata"]["namespace"] == "grafana"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
+    assert json.loads(cm["data"]["lark-operator.json"]) == dashboard
+
+
+def test_service_monitor_scrapes_the_metrics_port(helm: Helm) -> None:
+    docs = helm.template({"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}})
+    sm, svc = one(docs, "ServiceMonitor"), one(docs, "Service")
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert endpoint["port"] == "http-metrics" and endpoint["path"] == "/metrics"
+    # The alerts aggregate by the LarkApp's own `namespace` label.
+    assert endpoint["honorLabels"] is True
+    assert sm["metadata"]["labels"]["release"] == "prom"
+    selector = sm["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= svc["metadata"]["labels"].items()
+    assert svc["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 9091, "targetPort": "http-metrics", "protocol": "TCP"}
+    ]
+    assert svc["spec"]["selector"].items() <= (
+        one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_args_env_and_scheduling_from_values(helm: Helm) -> None:
+    values = {
+        "logFormat": "text",
+        "logLevel": "DEBUG",
+        "allowedBaseUrls": ["https://open.example.com", "http://10.0.0.5:8080"],
+        "extraArgs": ["--metrics-port", "9092"],
+        "env": [{"name": "LARK_OPERATOR_API_RATE", "value": "20"}],
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+        "podAnnotations": {"example.com/scrape": "false"},
+        "image": {"repository": "registry.example.com/lark-operator", "tag": "dev"},
+    }
+    dep = one(helm.template(values), "Deployment")
+    pod = dep["spec"]["template"]
+    (c,) = pod["spec"]["containers"]
+    assert c["args"] == [
+        "run",
+        "--all-namespaces",
+        "--health-port",
+        "9091",
+        "--log-format",
+        "text",
+        "--log-level",
+        "DEBUG",
+        "--allowed-base-url",
+        "https://open.example.com",
+        "--allowed-base-url",
+        "http://10.0.0.5:8080",
+        "--metrics-port",
+        "9092",
+    ]
+    assert {"name": "LARK_OPERATOR_API_RATE", "value": "20"} in c["env"]
+    assert c["env"][0]["name"] == "POD_ID"  # kopf's peering identity
+    assert c["image"] == "registry.example.com/lark-operator:dev"
+    assert pod["spec"]["nodeSelector"] == values["nodeSelector"]
+    assert pod["spec"]["tolerations"] == values["tolerations"]
+    assert pod["spec"]["affinity"] == values["affinity"]
+    assert pod["metadata"]["annotations"] == values["podAnnotations"]
+
+
+def test_default_image_is_the_app_version(helm: Helm) -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    (c,) = one(helm.template({}), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert c["image"] == f"lark-operator:{chart['appVersion']}"
+    digest = "sha256:" + "a" * 64
+    (c,) = one(helm.template({"image": {"digest": digest}}), "Deployment")["spec"]["template"][
+        "spec"
+    ]["containers"]
+    assert c["image"] == f"lark-operator@{digest}"
+
+
+def test_notes_tell_the_next_step(helm: Helm, release_namespace: str) -> None:
+    # `helm template` does not render NOTES.txt; `helm install --dry-run` does.
+    out = helm.run(
+        "install",
+        "notes",
+        str(CHART),
+        "--dry-run=server",
+        "--namespace",
+        NAMESPACE,
+        "--set",
+        "watchNamespaces={team-a},crds.install=false",
+    ).stdout
+    notes = out.split("\nNOTES:\n", 1)[1]
+    for expected in (
+        "kubectl -n team-a create secret generic my-lark-app",
+        "kind: LarkApp",
+        "appSecretRef:",
+        "kubectl -n team-a get larkapps",
+        "kubectl lark status -n team-a",
+        "crds.install=false",
+    ):
+        assert expected in notes, notes
+
+
+def test_package_carries_the_crd_through_the_symlink(helm: Helm, tmp_path: Path) -> None:
+    """files/larkapps.yaml is a symlink to crds/larkapps.yaml; `helm package` must store the
+    file itself, or an installed-from-repository chart would have no CRD."""
+    assert (CHART / "files" / "larkapps.yaml").is_symlink()
+    helm.run("package", str(CHART), "--destination", str(tmp_path))
+    (tgz,) = tmp_path.glob("lark-operator-*.tgz")
+    with tarfile.open(tgz) as tar:
+        member = tar.getmember("lark-operator/files/larkapps.yaml")
+        assert member.isfile()
+        packaged = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+        names = tar.getnames()
+    assert packaged == CRD_FILE.read_text()
+    assert "lark-operator/crds/kopf-peerings.yaml" in names
+    assert "lark-operator/values.schema.json" in names
