@@ -404,11 +404,13 @@ class Controller:
         # What the Secret serves, even when it expired while the operator was down: the
         # expiry alerts must see it until a refresh replaces it.
         metrics.set_token_expiry(app.namespace, app.name, held.expires_at)
-        if set(held.values) != set(_token_types(app.spec)) or held.earliest_expiry <= self.clock():
-            return
-        app.held = held
-        app.token_secret_rv = (secret or {}).get("metadata", {}).get("resourceVersion")
-        if app.next_refresh_at is None:
+        if set(held.values) != set(_token_types(app.spec)):
+            return  # the spec asks for other token types now: fetch them
+        app.held = held  # even if expired: status then says Expired until a refresh lands
+        self._remember_token_secret(app, secret)
+        if held.earliest_expiry <= self.clock():
+            app.next_refresh_at = self.clock()
+        elif app.next_refresh_at is None:
             app.next_refresh_at = policy.next_refresh_at(
                 held.earliest_expiry,
                 app.spec.refresh.renew_before_seconds,
@@ -539,14 +541,34 @@ class Controller:
             await self._upstream_failed(app, spec, base_url, secret, e)
             return
         new = HeldTokens(values, expires)
+        app.credentials = Credentials("Valid", f"App {spec.app_id} authenticated.")
+        app.force = False
+        # The Secret first: until it holds the new token, status keeps describing the old
+        # one (which is what workloads read).
+        try:
+            await self._ensure_token_secret(app, spec, verify=False, tokens=new)
+        except KubeError as e:
+            name = spec.token_secret_name(app.name)
+            app.check_secret = True
+            self._record_failure(
+                app,
+                ErrorKind.TRANSIENT,
+                ErrorFacts(
+                    "SecretWriteFailed",
+                    f"Cannot write token Secret {name}: {e}",
+                    None,
+                    self.clock(),
+                ),
+                None,
+            )
+            return
         now = self.clock()
         changed = app.held is None or new.fingerprint() != app.held.fingerprint()
         if changed:
             if app.held is not None:
                 app.refreshed_before = True
             app.refreshed_at = now
-        app.held, app.force = new, False
-        app.credentials = Credentials("Valid", f"App {spec.app_id} authenticated.")
+        app.held = new
         app.last_error, app.failures = None, 0
         app.next_refresh_at = max(
             policy.next_refresh_at(
@@ -560,7 +582,6 @@ class Controller:
         metrics.TOKEN_REFRESHES.labels("success" if changed else "unchanged").inc()
         metrics.CONSECUTIVE_FAILURES.labels(app.namespace, app.name).set(0)
         metrics.set_token_expiry(app.namespace, app.name, expires)
-        await self._ensure_token_secret(app, spec, verify=False)
         if changed:
             log.info(
                 "token %s until %s; next refresh %s",
@@ -590,20 +611,26 @@ class Controller:
         )
 
     async def _ensure_token_secret(
-        self, app: AppState, spec: LarkAppSpec, *, verify: bool = True
+        self,
+        app: AppState,
+        spec: LarkAppSpec,
+        *,
+        verify: bool = True,
+        tokens: HeldTokens | None = None,
     ) -> None:
         """Make the token Secret hold what it should. After a refresh (`verify=False`) the
         write goes straight out on top of the copy last written, with its resourceVersion
         (one write, no read); a conflict or a missing copy falls back to read-compare-write,
         which is also the repair path for a Secret edited or deleted by hand."""
-        if app.held is None:
+        tokens = tokens or app.held
+        if tokens is None:
             return
         desired = build_token_secret(
             namespace=app.namespace,
             larkapp_name=app.name,
             larkapp_uid=app.uid,
             spec=spec,
-            tokens=app.held,
+            tokens=tokens,
         )
         name = desired["metadata"]["name"]
         if not verify:

@@ -35,8 +35,11 @@ HINTS: dict[str, str] = {
     # TokenReady
     "Issued": "Nothing to do.",
     "Refreshed": "Nothing to do.",
-    "RefreshFailed": "The last good token is still served until it expires; fix the cause in "
-    "lastError before then.",
+    "RefreshFailed": "Fix the cause named in lastError; a token already issued stays in the "
+    "Secret until it expires, so do it before status.token.expiresAt.",
+    "SecretWriteFailed": "The token Secret could not be written (RBAC, an immutable or foreign "
+    "Secret of that name, an admission webhook, a quota): lastError has the API server's "
+    "answer; fix that or set spec.target.secretName to another name.",
     "Expired": "The token in the Secret has expired and could not be renewed: fix the cause in "
     "lastError; workloads are failing authentication now.",
     "Suspended": "spec.suspend is true: set it to false to resume refreshing and probing.",

@@ -345,7 +345,7 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
                 EventSpec(
                     "Warning",
                     "CredentialsInvalid",
-                    f"{cred['reason']}: {cred['message']} Hint: {hint_for(cred['reason'])}",
+                    f"{cred['message']} Hint: {hint_for(cred['reason'])}",
                 )
             )
 

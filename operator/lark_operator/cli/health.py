@@ -171,7 +171,7 @@ async def _cluster_targets(ref: str, selected: list[str]) -> list:
     if resolve is None:
         raise _UsageError("--larkapp is not available in this build")
     try:
-        found = resolve(namespace, name)
+        found = resolve(namespace, name, dependencies=selected or None)
         if inspect.isawaitable(found):
             found = await found
     except Exception as exc:

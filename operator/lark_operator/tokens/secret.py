@@ -57,8 +57,10 @@ class HeldTokens:
         return min(self.expires_at.values())
 
     def fingerprint(self) -> str:
-        joined = "|".join(f"{t}={self.values[t]}" for t in sorted(self.values))
-        return fingerprint(joined)
+        """The fingerprint of the tenant token (the app token when only that is kept): the
+        same `sha256:...` that `lark-operator token-info` prints for a token."""
+        primary = self.values.get("tenant") or self.values.get("app", "")
+        return fingerprint(primary)
 
 
 def _b64(text: str) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -165,15 +166,16 @@ def test_larkapp_targets_come_from_the_resolver(
 ) -> None:
     seen: list[tuple[str, str]] = []
 
-    def targets(namespace: str, name: str) -> list:
+    def targets(namespace: str, name: str, dependencies: Any = None) -> list:
         seen.append((namespace, name))
+        assert dependencies == ["redis"]  # the selection is passed on
         return [
             ProbeTarget("redis", "redis://:url-Pa55@127.0.0.1:1/0", timeout=1),
             {"dependency": "postgres", "url": "postgresql://u:url-Pa55@127.0.0.1:1/x"},
         ]
 
-    async def async_targets(namespace: str, name: str) -> list:
-        return targets(namespace, name)
+    async def async_targets(namespace: str, name: str, dependencies: Any = None) -> list:
+        return targets(namespace, name, dependencies)
 
     module = types.ModuleType("lark_operator.cli.cluster")
     module.resolve_probe_targets = async_targets if is_async else targets  # type: ignore[attr-defined]

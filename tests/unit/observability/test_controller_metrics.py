@@ -91,9 +91,9 @@ async def test_series_through_restart_suspension_and_deletion() -> None:
     assert value("lark_service_consecutive_failures", **labels) == 1
     assert value("lark_service_condition", **labels, type="CredentialsValid", status="False") == 1
     assert reason(name, "CredentialsValid") == {"InvalidCredentials"}
-    # (status says RefreshFailed, not Expired: the expired token was not adopted; the
-    # gauge above is what makes LarkTokenExpired fire.)
-    assert reason(name, "TokenReady") == {"RefreshFailed"}
+    # The expired token in the Secret is adopted: status says Expired until a refresh
+    # replaces it, and the gauge above is what makes LarkTokenExpired fire.
+    assert reason(name, "TokenReady") == {"Expired"}
 
     # Suspended: the Ready reason the alerts exclude by, and no stale phase count.
     ctl2.upsert(body(name, ctl2.apps[(NS, name)].status, suspend=True))
