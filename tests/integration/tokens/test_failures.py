@@ -188,3 +188,32 @@ def test_wrong_secret_then_rotated_to_the_right_one(env_factory: Any) -> None:
     reasons = env.kube.event_reasons(env.ns, "app")
     assert "CredentialsInvalid" in reasons and "CredentialsValidated" in reasons
     assert reasons.index("CredentialsInvalid") < reasons.index("CredentialsValidated")
+
+
+def test_token_secret_that_cannot_be_written_is_reported_and_retried(env_factory: Any) -> None:
+    from kubernetes import client
+
+    env = env_factory({APP: SECRET})
+    env.app_secret("lark-secret", SECRET)
+    env.kube.core.create_namespaced_secret(
+        env.ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="app-lark-token"),
+            immutable=True,
+            string_data={"other": "team's data"},
+        ),
+    )
+    env.larkapp("app", APP)
+    eventually(
+        lambda: (
+            (env.kube.larkapp(env.ns, "app").get("status") or {}).get("lastError", {}).get("reason")
+            == "SecretWriteFailed"
+        ),
+        30,
+    )
+    tok = env.kube.condition(env.ns, "app", "TokenReady")
+    assert tok and tok["status"] == "False", tok  # the Secret holds no token of ours
+    assert env.kube.secret(env.ns, "app-lark-token") == {"other": "team's data"}
+    env.kube.delete_secret(env.ns, "app-lark-token")
+    eventually(lambda: env.ready("app"), 40, what="written once the conflict is gone")
+    assert env.token("app")
