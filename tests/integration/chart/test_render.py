@@ -315,6 +315,12 @@ def test_crd_keep_off_drops_the_annotation(helm: Helm) -> None:
     assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
 
 
+def test_crd_extra_annotations(helm: Helm) -> None:
+    extra = {"argocd.argoproj.io/sync-options": "Prune=false"}
+    crd = one(helm.template({"crds": {"annotations": extra}}), "CustomResourceDefinition")
+    assert crd["metadata"]["annotations"] == {**extra, "helm.sh/resource-policy": "keep"}
+
+
 def test_rules_and_dashboard_are_the_files(helm: Helm) -> None:
     docs = helm.template(
         {
