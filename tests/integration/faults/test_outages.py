@@ -1,0 +1,151 @@
+"""Dependencies of the operator going away under it: the apiserver (with etcd) for 30 s, the
+Open Platform process for longer than a refresh period, and a base URL that does not
+resolve at all. The operator survives each, keeps the last good token, and catches up
+within one retry once the dependency is back; recovery times are printed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from lark_operator.devenv.controlplane import ControlPlane
+from lark_operator.hints import hint_for
+from tests.helpers.procs import http_json
+from tests.helpers.wait import eventually
+from tests.integration.faults.conftest import TokenWatch, issue_directly, restart_emulator
+
+pytestmark = pytest.mark.integration
+
+APP, SECRET = "cli_outage01", "s3cret-outage-value"
+RETRY_BASE = 5.0  # the operator's default first retry delay (LARK_OPERATOR_RETRY_BASE_SECONDS)
+
+
+def _health(op: Any) -> dict[str, Any]:
+    try:
+        return dict(http_json(op.health_url, timeout=2))
+    except OSError:
+        return {}
+
+
+def test_apiserver_down_30s_operator_catches_up(
+    env_factory: Any, control_plane: ControlPlane
+) -> None:
+    """The token the operator starts from was issued 60 s earlier to another client (ttl
+    130 s, re-issue window 65 s: 70 s left), so its refresh is due ~10 s in: while the
+    apiserver is down. The operator gets the new token but cannot store it; the moment the
+    apiserver is back, the Secret must get it (the old one would lapse before the next
+    scheduled refresh)."""
+    env = env_factory({APP: SECRET}, token_ttl=130, reissue_window=65, start=False)
+    first = issue_directly(env.emu.url, APP, SECRET)["tenant_access_token"]
+    env.secrets.add(first)
+    http_json(env.emu.url + "/_emulator/clock", "POST", {"advance": 60})
+    op = env.start_operator()
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    with TokenWatch(env, "app", APP) as watch:
+        eventually(lambda: env.token("app") == first, 20, interval=0.1, what="token stored")
+        eventually(lambda: env.ready("app"), 10, interval=0.2)
+        calls = env.emu.token_calls(APP)
+        down_at = time.monotonic()
+        control_plane.stop()
+        stop_took = time.monotonic() - down_at
+        eventually(
+            lambda: env.emu.token_calls(APP) > calls, 20, interval=0.2, what="refresh in outage"
+        )
+        time.sleep(max(0.0, down_at + 30 - time.monotonic()))
+        assert op.alive(), "the operator must survive the outage"
+        control_plane.start()
+        up_at = time.monotonic()
+        newest = next(t for t in env.emu.tokens(APP)["tokens"] if t["current"])["token"]
+        assert newest != first
+        eventually(lambda: env.token("app") == newest, 30, interval=0.2, what="Secret caught up")
+        secret_after = time.monotonic() - up_at
+        eventually(lambda: env.ready("app"), 30, interval=0.2, what="Ready again")
+        ready_after = time.monotonic() - up_at
+        op.wait_healthy(30)
+        healthy_after = time.monotonic() - up_at
+    print(
+        f"\napiserver down {up_at - down_at:.0f}s (stopping took {stop_took:.1f}s): Secret"
+        f" updated {secret_after:.1f}s, Ready {ready_after:.1f}s, /health healthy"
+        f" {healthy_after:.1f}s after it was back"
+        f" ({watch.failed_reads} reads failed during the outage)"
+    )
+    assert op.alive()
+    assert not watch.bad, watch.bad[:3]
+    assert secret_after <= RETRY_BASE + 5, secret_after
+    status = env.kube.larkapp(env.ns, "app")["status"]
+    assert status["phase"] == "Ready" and not status.get("lastError")
+
+
+def test_emulator_down_longer_than_a_refresh_period(env_factory: Any, tmp_path: Any) -> None:
+    """ttl 70 s, re-issue 65 s, renewBefore 1m: refresh due ~10 s after issue. The Open
+    Platform process is gone from ~3 s to ~28 s: every attempt fails, the last good token
+    stays in the Secret, and a new one comes within one retry delay of its return."""
+    cap = 6  # LARK_OPERATOR_NEAR_EXPIRY_RETRY_CAP_SECONDS: the longest wait while a token lives
+    env = env_factory({APP: SECRET}, token_ttl=70, reissue_window=65, start=False)
+    op = env.start_operator(env={"LARK_OPERATOR_NEAR_EXPIRY_RETRY_CAP_SECONDS": str(cap)})
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    good = eventually(lambda: env.token("app"), 20, interval=0.1, what="first token")
+    with TokenWatch(env, "app", APP) as watch:
+        eventually(lambda: env.ready("app"), 10, interval=0.2)
+        env.emu.stop()
+        down_at = time.monotonic()
+
+        def failing() -> bool:
+            st = env.kube.larkapp(env.ns, "app").get("status") or {}
+            return (st.get("lastError") or {}).get("reason") == "UpstreamUnavailable"
+
+        eventually(failing, 25, interval=0.5, what="refresh failing")
+        tok = env.kube.condition(env.ns, "app", "TokenReady")
+        assert tok and tok["status"] == "True" and tok["reason"] == "RefreshFailed"
+        assert env.token("app") == good, "the last good token stays"
+        time.sleep(max(0.0, down_at + 25 - time.monotonic()))
+        failures = env.kube.larkapp(env.ns, "app")["status"].get("consecutiveFailures", 0)
+        env.emu = restart_emulator(
+            env, tmp_path / "emulator-again.log", {APP: SECRET}, token_ttl=70, reissue_window=65
+        )
+        back_at = time.monotonic()
+        eventually(lambda: env.token("app") != good, cap + 10, interval=0.2, what="renewed")
+        renewed_after = time.monotonic() - back_at
+        eventually(lambda: env.ready("app"), 10, interval=0.2)
+    print(
+        f"\nemulator down {back_at - down_at:.0f}s ({failures} failed attempts): renewed"
+        f" {renewed_after:.1f}s after it came back (retry cap {cap}s)"
+    )
+    assert not watch.bad, watch.bad[:3]
+    assert renewed_after <= cap + 2, renewed_after
+    assert 2 <= failures <= 12, failures  # retried, with backoff (at most every 6 s here)
+    assert _health(op).get("status") == "healthy"
+
+
+def test_unresolvable_base_url_is_upstream_unavailable_with_backoff(env_factory: Any) -> None:
+    bad_url = "http://nonexistent.invalid"
+    env = env_factory({APP: SECRET}, start=False)
+    op = env.start_operator(extra=["--allowed-base-url", bad_url])
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP, domain=bad_url)
+
+    def reported() -> dict[str, Any] | None:
+        st = env.kube.larkapp(env.ns, "app").get("status") or {}
+        err = st.get("lastError") or {}
+        return st if err.get("reason") == "UpstreamUnavailable" else None
+
+    st = eventually(reported, 20, interval=0.2, what="UpstreamUnavailable")
+    t0 = time.monotonic()
+    assert st["lastError"]["hint"] == hint_for("UpstreamUnavailable")
+    assert "Traceback" not in st["lastError"]["message"]
+    cred = env.kube.condition(env.ns, "app", "CredentialsValid")
+    assert cred and cred["status"] == "Unknown" and cred["reason"] == "UpstreamUnavailable"
+    time.sleep(15)
+    failures = env.kube.larkapp(env.ns, "app")["status"]["consecutiveFailures"]
+    print(
+        f"\nunresolvable base URL: {failures} attempts in the first ~{time.monotonic() - t0:.0f}s"
+    )
+    # Exponential backoff with full jitter from 5 s: a handful of attempts, not a hot loop.
+    assert 2 <= failures <= 8, failures
+    assert "next try in" in op.logs()
+    assert op.alive() and _health(op).get("status") == "healthy"
+    assert env.emu.token_calls(APP) == 0
