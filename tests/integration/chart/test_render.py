@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import tarfile
 import uuid
@@ -447,3 +448,17 @@ def test_package_carries_the_crd_through_the_symlink(helm: Helm, tmp_path: Path)
     assert packaged == CRD_FILE.read_text()
     assert "lark-operator/crds/kopf-peerings.yaml" in names
     assert "lark-operator/values.schema.json" in names
+
+
+def test_without_the_symlink_target_the_render_says_why(helm: Helm, tmp_path: Path) -> None:
+    """Flux's GitRepository artifacts drop symlinks (docs/install.md): with crds.install the
+    render must stop with a message that names the link, and without it still work."""
+    copy = tmp_path / "lark-operator"
+    shutil.copytree(CHART, copy, symlinks=True)
+    (copy / "files" / "larkapps.yaml").unlink()
+    base = ["template", "lo", str(copy), "--kube-version", helm.kube_version]
+    failed = helm.run(*base, check=False)
+    assert failed.returncode != 0
+    assert "files/larkapps.yaml is not a CustomResourceDefinition" in failed.stderr
+    docs = list(yaml.safe_load_all(helm.run(*base, "--set", "crds.install=false").stdout))
+    assert "CustomResourceDefinition" not in {d["kind"] for d in docs if d}
