@@ -13,6 +13,9 @@ from kubernetes import client
 
 from tests.helpers.kube import Kube
 from tests.helpers.procs import Operator, http_json
+from tests.integration.faults.conftest import control_plane
+
+__all__ = ["control_plane"]  # the session apiserver, stopped and started by an outage test
 
 LEASE = "lark-operator"
 

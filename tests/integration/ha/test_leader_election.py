@@ -184,3 +184,41 @@ def test_handover_on_sigterm_then_kill_no_lapse_no_double_refresh(env_factory: A
     gaps = [b - a for a, b in itertools.pairwise(issued)]
     assert gaps and min(gaps) >= 8.0, gaps
     assert lease(env.kube, env.ns)["spec"]["leaseTransitions"] >= 2
+
+
+def test_apiserver_outage_leader_exits_standby_leads_when_it_returns(
+    env_factory: Any, control_plane: Any
+) -> None:
+    """The apiserver (and etcd) down for 20 s: the leader cannot renew, so it exits (1)
+    once its renew deadline (10 s) has passed, well before the standby may take over; the
+    standby waits, and leads as soon as the apiserver is back (the Lease record has not
+    changed for longer than a lease duration by then)."""
+    env = env_factory({APP: SECRET}, start=False)
+    a = env.start_operator(extra=elect_args(env.ns))
+    eventually(lambda: acting(a), 30, what="a leading")
+    b = env.start_operator(extra=elect_args(env.ns))
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    good = eventually(lambda: env.token("app"), 30, what="token")
+    eventually(lambda: env.ready("app"), 10)
+
+    down_at = time.monotonic()
+    control_plane.stop()
+    code = exit_code(a, 20)
+    a_exit = time.monotonic() - down_at
+    assert code == 1, code
+    assert "leader Lease lost" in a.logs()
+    assert b.alive() and health(b)["role"] == "standby"
+    time.sleep(max(0.0, down_at + 20 - time.monotonic()))
+    control_plane.start()
+    up_at = time.monotonic()
+    eventually(lambda: acting(b, 1), 30, interval=0.1, what="b leading after the outage")
+    b_took = time.monotonic() - up_at
+    print(
+        f"\napiserver down {up_at - down_at:.0f}s: leader exited {a_exit:.1f}s in (renew"
+        f" deadline 10s); standby leading {b_took:.1f}s after the apiserver was back"
+    )
+    assert a_exit <= 10 + RETRY_PERIOD * 1.2 + 2, a_exit
+    assert b_took <= RETRY_PERIOD * 1.2 + 8, b_took
+    eventually(lambda: env.ready("app"), 20, what="Ready under the new leader")
+    assert env.token("app") == good
