@@ -20,11 +20,12 @@ import json
 import logging
 import math
 import random
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import aiohttp
 
@@ -44,6 +45,19 @@ TOKEN_FIELDS = {"tenant": "tenant_access_token", "app": "app_access_token"}
 BOT_INFO_PATH = "/open-apis/bot/v3/info"
 DEFAULT_USER_AGENT = f"lark-operator/{__version__}"
 _MAX_MSG = 300  # the platform's msg is echoed into errors and logs: keep it short
+# An auth answer is a few hundred bytes; a gateway's error page a few kilobytes. Anything
+# beyond this is not read (a hostile or broken upstream must not fill the operator's memory).
+MAX_BODY_BYTES = 1 << 20
+# A token is printable ASCII without spaces (it goes into an Authorization header) of sane
+# length; a token lives at most 2 hours (shared/lark-open-api.md), so an `expire` beyond a
+# day is not a lifetime but a broken answer (and would overflow date arithmetic later).
+_TOKEN_RE = re.compile(r"[\x21-\x7e]{1,4096}")
+MAX_EXPIRE = 86_400
+MAX_RATELIMIT_RESET = 3600.0  # an x-ogw-ratelimit-reset beyond an hour is taken as an hour
+_CODE_RANGE = range(-(2**31), 2**31)  # the platform's codes are 32-bit integers
+# A Secret holding something else than an App Secret (32 characters) is refused before
+# sending it anywhere.
+MAX_SECRET_LENGTH = 1024
 
 T = TypeVar("T")
 CacheKey = tuple[str, str, str, str]  # base_url, app_id, sha256(app_secret), token_type
@@ -76,15 +90,60 @@ class _Malformed(Exception):
     """A code-0 answer without the fields it must carry."""
 
 
+class _TooLarge(Exception):
+    def __init__(self, status: int, declared: str):
+        super().__init__(status, declared)
+        self.status, self.declared = status, declared
+
+
 def secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _redact(text: str, *secrets: str) -> str:
+def _variants(secrets: tuple[str, ...]) -> list[str]:
+    """Each secret as it may come back: verbatim, JSON-escaped (an echoed request body)
+    and with non-printable characters replaced (as _clean shows text)."""
+    out: set[str] = set()
     for s in secrets:
         if s:
-            text = text.replace(s, "***")
-    return text if len(text) <= _MAX_MSG else text[:_MAX_MSG] + "..."
+            out.update({s, json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1]})
+            out.add(_printable(s))
+    return sorted(out, key=len, reverse=True)
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else (" " if ch in "\t\n\r" else "?") for ch in text)
+
+
+def _redact(text: str, *secrets: str, limit: int = _MAX_MSG) -> str:
+    """Text from the other side (the platform's msg, a header, an exception) made fit for
+    an error message, a log line and status: secrets replaced, one printable line, short."""
+    text = _printable(text)
+    variants = _variants(secrets)
+    for s in variants:
+        text = text.replace(s, "***")
+    if any(s in text for s in variants):  # a replacement made up a new occurrence
+        return "(withheld: it contained a secret)"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _describe_failure(exc: BaseException, timeout: float | None, *secrets: str) -> str:
+    """What went wrong on the wire, without echoing what the upstream sent (aiohttp's
+    parser errors quote the offending bytes, which may hold anything)."""
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {timeout:g}s" if timeout else "timed out"
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        why = exc.os_error.strerror or type(exc.os_error).__name__
+        return f"{name}: cannot connect to {exc.host}:{exc.port}: {_redact(str(why), *secrets)}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{name}: the connection closed before a complete answer"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"{name}: the answer's body was cut short or could not be decoded"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        first = str(exc.message).split("\n", 1)[0]
+        return f"{name}: not a valid HTTP answer ({_redact(first, *secrets, limit=80)})"
+    return f"{name}: {_redact(str(exc), *secrets, limit=120)}" if str(exc) else name
 
 
 def _parse_reset(value: str | None) -> float | None:
@@ -94,7 +153,9 @@ def _parse_reset(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RATELIMIT_RESET)
 
 
 def _parse_token(token_type: str, body: dict[str, Any], now: float) -> Token:
@@ -103,13 +164,18 @@ def _parse_token(token_type: str, body: dict[str, Any], now: float) -> Token:
     expire = body.get("expire")
     if not isinstance(value, str) or not value:
         raise _Malformed(f"answer has code 0 but no string '{name}'")
-    if (
-        isinstance(expire, bool)
-        or not isinstance(expire, int | float)
-        or not math.isfinite(expire)
-        or expire <= 0
-    ):
-        raise _Malformed("answer has code 0 but no positive number 'expire'")
+    if not _TOKEN_RE.fullmatch(value):
+        raise _Malformed(
+            f"answer has code 0 but '{name}' is not 1-4096 printable ASCII characters "
+            f"without spaces ({len(value)} characters)"
+        )
+    if not _is_int(expire) or expire <= 0:
+        raise _Malformed("answer has code 0 but no positive whole number of seconds 'expire'")
+    if expire > MAX_EXPIRE:
+        raise _Malformed(
+            f"answer has code 0 but 'expire' {expire if expire < 10**12 else 'huge'} is more "
+            f"than a day (a token lives at most 2 hours)"
+        )
     return Token(value=value, token_type=token_type, expires_at=now + expire, obtained_at=now)
 
 
@@ -130,10 +196,12 @@ class OpenPlatformClient:
         session: aiohttp.ClientSession | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         rng: Callable[[], float] | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         self.max_attempts = max_attempts
+        self.max_body_bytes = max_body_bytes
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_ratelimit_wait = max_ratelimit_wait
@@ -151,6 +219,9 @@ class OpenPlatformClient:
         self._cache: dict[CacheKey, Token] = {}
         # (base_url, app_id) -> clock time before which the platform asked us not to call
         self._blocked_until: dict[tuple[str, str], float] = {}
+        self._last_ok: float | None = None
+        self._last_failure: float | None = None
+        self._last_failure_code: str | None = None
 
     # --- public API ------------------------------------------------------------------------
 
@@ -169,6 +240,18 @@ class OpenPlatformClient:
         has one (unless `force`), else from one upstream call shared by all concurrent
         callers with the same key. Raises OpenPlatformError."""
         key = self._key(base_url, app_id, app_secret, token_type)
+        if len(app_secret) > MAX_SECRET_LENGTH:
+            # Not sent: it is not an App Secret (32 characters) but a file or a certificate
+            # in the wrong key, and would only earn an error (or a 413) from the platform.
+            raise OpenPlatformError(
+                kind=ErrorKind.CREDENTIALS,
+                reason="InvalidCredentials",
+                retryable=False,
+                endpoint=TOKEN_PATHS[token_type],
+                msg=f"the app secret is {len(app_secret)} characters long (an App Secret has "
+                f"32; at most {MAX_SECRET_LENGTH} are sent): not sent to the Open Platform",
+                label="secret_too_long",
+            )
         cached = self._cache.get(key)
         if cached is not None and not force and cached.remaining(self._clock()) >= min_valid_for:
             metrics.TOKEN_CACHE_HITS.inc()
@@ -365,20 +448,38 @@ class OpenPlatformClient:
         data = None if json_body is None else json.dumps(json_body).encode()
         try:
             async with session.request(
-                method, base_url + path, data=data, headers=headers, timeout=self._timeout
+                method,
+                base_url + path,
+                data=data,
+                headers=headers,
+                timeout=self._timeout,
+                # The API never redirects; following one would re-send the app secret
+                # (307/308 keep the body) to wherever the Location header points.
+                allow_redirects=False,
             ) as resp:
                 status = resp.status
                 content_type = resp.headers.get("Content-Type", "")
                 retry_after = _parse_reset(resp.headers.get("x-ogw-ratelimit-reset"))
-                raw = await resp.read()
+                raw = await self._read_capped(resp)
+        except _TooLarge as exc:
+            err = OpenPlatformError.from_answer(
+                endpoint=path,
+                code=None,
+                http_status=exc.status,
+                msg=f"answer larger than {self.max_body_bytes} bytes{exc.declared}; not read "
+                "further (an auth answer is a few hundred bytes: is spec.domain the Open "
+                "Platform?)",
+                label="oversized",
+            )
+            self._record(path, err.code_label, started, failed=True)
+            raise err from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-            detail = _redact(str(exc), *redact)
+            timeout = self._timeout.total if isinstance(exc, TimeoutError) else None
             err = OpenPlatformError.from_answer(
                 endpoint=path,
                 code=None,
                 http_status=None,
-                msg=f"{what}: {detail}" if detail else what,
+                msg=_describe_failure(exc, timeout, *redact),
             )
             self._record(path, err.code_label, started, failed=True)
             raise err from None
@@ -392,15 +493,45 @@ class OpenPlatformClient:
         self._record(path, "0", started, failed=False)
         return result
 
-    @staticmethod
-    def _record(endpoint: str, code: str, started: float, *, failed: bool) -> None:
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, or _TooLarge as soon as it is known to exceed max_body_bytes (from
+        Content-Length, or while reading the decoded stream: a small compressed body may
+        inflate to gigabytes)."""
+        cap = self.max_body_bytes
+        declared = resp.content_length
+        if declared is not None and declared > cap:
+            raise _TooLarge(resp.status, f" (Content-Length {declared})")
+        buf = bytearray()
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            buf += chunk
+            if len(buf) > cap:
+                raise _TooLarge(resp.status, "")
+        return bytes(buf)
+
+    def health(self) -> dict[str, Any]:
+        """For /health: how the last upstream calls went (no secrets, no tokens)."""
+        now = self._clock()
+        return {
+            "lastSuccessAt": self._last_ok,
+            "lastFailureAt": self._last_failure,
+            "lastFailureCode": self._last_failure_code,
+            "inflight": len(self._flight._inflight),  # noqa: SLF001 - same package
+            "cachedTokens": len(self._cache),
+            "rateLimitedApps": sum(1 for t in self._blocked_until.values() if t > now),
+        }
+
+    def _record(self, endpoint: str, code: str, started: float, *, failed: bool) -> None:
+        if failed:
+            self._last_failure, self._last_failure_code = self._clock(), code
+        else:
+            self._last_ok = self._clock()
         metrics.API_CALLS.labels(endpoint=endpoint, code=code).inc()
         if failed:
             metrics.API_ERRORS.labels(endpoint=endpoint, code=code).inc()
         metrics.API_CALL_DURATION.labels(endpoint=endpoint).observe(time.perf_counter() - started)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -416,27 +547,36 @@ def _interpret(
 ) -> T:
     """Turn one HTTP answer into a result or an OpenPlatformError. The body's `code` is
     authoritative whatever the HTTP status: the platform often answers 200 with an error."""
-    try:
-        body = json.loads(raw)
-    except ValueError:  # also invalid UTF-8
-        body = None
-    if not isinstance(body, dict) or not _is_int(body.get("code")):
+    problem, body = _read_json(raw)
+    if body is not None:
+        code = body.get("code")
+        if not _is_int(code):
+            problem = "no integer 'code'"
+        elif code not in _CODE_RANGE:
+            problem = "'code' is not a 32-bit integer"
+    if problem is not None or body is None:
         # An HTML error page from a gateway, a truncated body, JSON of the wrong shape.
+        what = content_type and _redact(content_type, *redact, limit=60)
+        if 300 <= status < 400:
+            problem = f"a redirect (not followed: the API never redirects), {problem}"
         raise OpenPlatformError.from_answer(
             endpoint=path,
             code=None,
             http_status=status,
-            msg=f"unreadable answer ({content_type or 'no content type'}, {len(raw)} bytes)",
+            msg=f"unreadable answer: {problem} ({what or 'no content type'}, {len(raw)} bytes)",
             retry_after=retry_after,
             label="malformed" if 200 <= status < 300 else f"http_{status}",
         )
-    code = body["code"]
     if code != 0:
+        answered = tuple(
+            v for v in (body.get(f) for f in TOKEN_FIELDS.values()) if isinstance(v, str)
+        )
+        msg = body.get("msg", "")
         raise OpenPlatformError.from_answer(
             endpoint=path,
             code=code,
             http_status=status,
-            msg=_redact(str(body.get("msg", "")), *redact),
+            msg=_redact(msg, *redact, *answered) if isinstance(msg, str) else "(msg not text)",
             retry_after=retry_after,
         )
     if not 200 <= status < 300:
@@ -453,3 +593,21 @@ def _interpret(
         raise OpenPlatformError.from_answer(
             endpoint=path, code=None, http_status=status, msg=str(exc), label="malformed"
         ) from None
+
+
+def _read_json(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    """(problem, object): the body as a JSON object, or what is wrong with it. JSON on the
+    wire is UTF-8 (RFC 8259); a byte order mark is tolerated."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return "not UTF-8", None
+    try:
+        body = json.loads(text)
+    except RecursionError:
+        return "JSON nested too deeply", None
+    except ValueError:
+        return "not JSON" if raw.strip() else "empty body", None
+    if not isinstance(body, dict):
+        return f"JSON {type(body).__name__}, not an object", None
+    return None, body
