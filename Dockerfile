@@ -46,8 +46,8 @@ LABEL org.opencontainers.image.title="lark-operator" \
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
-# A named user for uid/gid 65532, so that getpass/pwd lookups (kopf's default peer identity)
-# find it; no home directory, no login shell.
+# A named user for uid/gid 65532, so that getpass/pwd lookups (kopf's default identity when
+# POD_ID is not set) find it; no home directory, no login shell.
 RUN groupadd --system --gid 65532 lark \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin lark
@@ -56,8 +56,7 @@ COPY --from=builder /opt/venv /opt/venv
 USER 65532:65532
 # /health and /metrics.
 EXPOSE 9091
-# The operator runs as PID 1: kopf handles SIGTERM itself (graceful stop, peering goodbye),
-# and it starts no child processes, so no init is needed. The chart's HA mode wraps this in
-# /bin/sh -c 'exec ...' (sh, date and od come with the base image) and the exec keeps it PID 1.
+# The operator runs as PID 1: it handles SIGTERM itself (kopf's graceful stop; a leader
+# releases its Lease) and starts no child processes, so no init is needed.
 ENTRYPOINT ["lark-operator"]
 CMD ["run", "--all-namespaces", "--log-format", "json"]

@@ -71,15 +71,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-kopf peering object name (ha.enabled only).
+The leader-election Lease's name (ha.enabled only).
 */}}
-{{- define "lark-operator.peeringName" -}}
-{{- default (include "lark-operator.fullname" .) .Values.ha.peeringName }}
+{{- define "lark-operator.leaseName" -}}
+{{- default (include "lark-operator.fullname" .) .Values.ha.leaseName }}
 {{- end }}
 
 {{/*
-Replicas: without peering, two replicas would both act on every LarkApp, so more than one
-needs ha.enabled (values.schema.json caps .Values.replicas at 1).
+Replicas: without leader election, two replicas would both act on every LarkApp, so more
+than one needs ha.enabled (values.schema.json caps .Values.replicas at 1).
 */}}
 {{- define "lark-operator.replicas" -}}
 {{- if .Values.ha.enabled }}{{ .Values.ha.replicas }}{{ else }}{{ .Values.replicas }}{{ end }}
@@ -109,8 +109,23 @@ needs ha.enabled (values.schema.json caps .Values.replicas at 1).
 - {{ . | quote }}
 {{- end }}
 {{- if .Values.ha.enabled }}
-- --peering
-- {{ include "lark-operator.peeringName" . | quote }}
+- --leader-elect
+- --leader-elect-namespace
+- {{ .Release.Namespace | quote }}
+- --leader-elect-name
+- {{ include "lark-operator.leaseName" . | quote }}
+{{- with .Values.ha.leaseDuration }}
+- --lease-duration
+- {{ . | quote }}
+{{- end }}
+{{- with .Values.ha.renewDeadline }}
+- --renew-deadline
+- {{ . | quote }}
+{{- end }}
+{{- with .Values.ha.retryPeriod }}
+- --retry-period
+- {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
@@ -148,22 +163,20 @@ namespaced mode, part of the ClusterRole otherwise). Each rule says which code n
 {{- end }}
 
 {{/*
-kopf peering rules (ha.enabled only): list/watch to see the other replicas' keep-alives,
-patch of the one peering object (by name) to write this replica's keep-alive.
-$resource is clusterkopfpeerings or kopfpeerings.
+Leader-election rules (ha.enabled only), in the release namespace where the Lease lives.
 */}}
-{{- define "lark-operator.peeringRules" -}}
-{{- $ctx := index . 0 }}
-{{- $resource := index . 1 }}
-# kopf peering: see the other replicas' keep-alives ...
-- apiGroups: [kopf.dev]
-  resources: [{{ $resource }}]
-  verbs: [list, watch]
-# ... and write this replica's own into the release's peering object, and no other.
-- apiGroups: [kopf.dev]
-  resources: [{{ $resource }}]
-  resourceNames: [{{ include "lark-operator.peeringName" $ctx | quote }}]
-  verbs: [patch]
+{{- define "lark-operator.leaderElectionRules" -}}
+# The first candidate creates the Lease. RBAC cannot limit create by name (the name is not
+# known when a create is authorized), so this is any Lease, in this namespace only.
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [create]
+# Read the holder; take over, renew and release by PUT with resourceVersion (optimistic:
+# of two racing candidates one gets 409). Only this release's Lease; no delete, list, watch.
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  resourceNames: [{{ include "lark-operator.leaseName" . | quote }}]
+  verbs: [get, update]
 {{- end }}
 
 {{/*

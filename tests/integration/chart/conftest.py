@@ -1,6 +1,6 @@
 """Fixtures for the Helm chart tests: the `helm` binary with its own cache/config/data
-homes, rendering helpers, and the CRDs the chart's objects need in the local apiserver
-(kopf's peering CRDs from the chart's crds/, and minimal monitoring.coreos.com CRDs)."""
+homes, rendering helpers, and the CRDs the chart's optional objects need in the local
+apiserver (minimal monitoring.coreos.com CRDs: no Prometheus Operator here)."""
 
 from __future__ import annotations
 
@@ -206,11 +206,9 @@ def helm(tmp_path_factory: pytest.TempPathFactory, kubeconfig: str, kube_version
 
 @pytest.fixture(scope="session")
 def chart_crds(kube: Kube) -> None:
-    """The CRDs the chart's objects are instances of, present in the apiserver: kopf's
-    peering CRDs (the chart's crds/, which `helm install` creates first) and minimal
-    ServiceMonitor / PrometheusRule CRDs (no Prometheus Operator here)."""
-    peering = yaml.safe_load_all((CHART / "crds" / "kopf-peerings.yaml").read_text())
-    ensure_crds(kube, [d for d in peering if d] + MONITORING_CRDS)
+    """ServiceMonitor / PrometheusRule CRDs in the apiserver, for the chart's monitoring
+    objects (the chart's own LarkApp CRD is installed by the harness)."""
+    ensure_crds(kube, MONITORING_CRDS)
 
 
 @pytest.fixture

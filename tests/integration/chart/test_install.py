@@ -26,8 +26,6 @@ RESOURCE = {
     "RoleBinding": "rolebindings.rbac.authorization.k8s.io",
     "CustomResourceDefinition": "customresourcedefinitions.apiextensions.k8s.io",
     "PodDisruptionBudget": "poddisruptionbudgets.policy",
-    "ClusterKopfPeering": "clusterkopfpeerings.kopf.dev",
-    "KopfPeering": "kopfpeerings.kopf.dev",
     "ServiceMonitor": "servicemonitors.monitoring.coreos.com",
     "PrometheusRule": "prometheusrules.monitoring.coreos.com",
     "ConfigMap": "configmaps",
@@ -91,9 +89,6 @@ def test_install_all_namespaces_mode_with_everything(
             "ConfigMap",
         },
     )
-    # kopf's peering CRDs come from the chart's crds/ directory, on install.
-    for crd in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
-        assert kube.kubectl("get", "crd", crd, check=False).returncode == 0
     # The Deployment exists but no pod runs here (no scheduler/kubelet): expected.
     dep = live(kube, Ref("Deployment", namespace, f"{release}-lark-operator"))
     assert dep is not None and dep["spec"]["replicas"] == 1
@@ -114,7 +109,6 @@ def test_install_namespaced_ha_then_upgrade_to_all_namespaces(
     kube: Kube,
     namespace: str,
     watch_namespaces: list[str],
-    chart_crds: None,
 ) -> None:
     release = f"ns-{uuid.uuid4().hex[:6]}"
     fullname = f"{release}-lark-operator"
@@ -136,17 +130,18 @@ def test_install_namespaced_ha_then_upgrade_to_all_namespaces(
             "ClusterRoleBinding",
             "Role",
             "RoleBinding",
-            "KopfPeering",
             "PodDisruptionBudget",
         },
     )
-    assert {r.namespace for r in installed if r.kind in ("Role", "RoleBinding", "KopfPeering")} == (
-        set(watch_namespaces)
-    )
+    # A Role per watched namespace, and the leader-election Role where the Lease lives.
+    roles = {(r.namespace, r.name) for r in installed if r.kind in ("Role", "RoleBinding")}
+    assert roles == {(ns, fullname) for ns in watch_namespaces} | {
+        (namespace, f"{fullname}-leader-election")
+    }
     dep = live(kube, Ref("Deployment", namespace, fullname))
     assert dep is not None and dep["spec"]["replicas"] == 2
 
-    # To all namespaces, without HA: the Roles and peering objects go, a ClusterRole with
+    # To all namespaces, without HA: the Roles and the PDB go, a ClusterRole with
     # the full rules comes, and the CRD stays untouched (crds.install still false).
     helm.run(
         "upgrade",

@@ -1,7 +1,7 @@
 """The real operator process, authenticated as the chart's ServiceAccount (a bound token
 from the TokenRequest API), in namespaced mode: it becomes healthy and reconciles a
 LarkApp all the way to Ready with a token Secret, so the chart's least-privilege RBAC is
-enough. With ha.enabled, two replicas share the chart's peering objects: one acts, the
+enough. With ha.enabled, two replicas elect a leader on the chart's Lease: one acts, the
 other takes over when it stops."""
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.helpers.kube import Kube
-from tests.helpers.procs import Operator
+from tests.helpers.procs import Operator, http_json
 from tests.helpers.wait import eventually
-from tests.integration.chart.conftest import CHART, Helm, sa_kubeconfig
+from tests.integration.chart.conftest import Helm, sa_kubeconfig
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +50,6 @@ def test_operator_runs_on_the_charts_namespaced_rbac(
     kube: Kube,
     namespace: str,
     watch_namespaces: list[str],
-    chart_crds: None,
     emulator_factory: Any,
     tmp_path: Path,
 ) -> None:
@@ -80,60 +78,55 @@ def test_operator_runs_on_the_charts_namespaced_rbac(
         helm.uninstall(release, namespace)
 
 
-def test_ha_replicas_share_the_charts_peering(
+def test_ha_replicas_elect_a_leader_on_the_charts_lease(
     helm: Helm,
     kube: Kube,
     namespace: str,
     watch_namespaces: list[str],
-    chart_crds: None,
     emulator_factory: Any,
     tmp_path: Path,
 ) -> None:
     a, b = watch_namespaces
     release = f"ha-{uuid.uuid4().hex[:6]}"
-    sa = peering = f"{release}-lark-operator"
+    sa = lease = f"{release}-lark-operator"
     helm.install(
         release,
         namespace,
         {"crds": {"install": False}, "watchNamespaces": [a, b], "ha": {"enabled": True}},
     )
+    dep = next(d for d in helm.manifest(release, namespace) if d["kind"] == "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     emu = emulator_factory({APP_ID: APP_SECRET})
     cfg = sa_kubeconfig(kube, namespace, sa, tmp_path / "sa.kubeconfig")
 
-    def replica(i: int, priority: int) -> Operator:
-        # What the chart's /bin/sh wrapper does with a drawn priority, here fixed.
-        return Operator(
-            tmp_path / f"replica-{i}.log",
-            cfg,
-            [a, b],
-            [emu.url],
-            extra=["--peering", peering, "--priority", str(priority)],
-            env={"POD_ID": f"replica-{i}"},
-        )
+    def replica(i: int) -> Operator:
+        # The chart's own election arguments (namespace, Lease name), as the pods get them.
+        election = args[args.index("--leader-elect") :]
+        return Operator(tmp_path / f"replica-{i}.log", cfg, [a, b], [emu.url], extra=election)
 
-    leader, standby = replica(1, 200), replica(2, 100)
-    leader.start(wait=True)
-    standby.start(wait=True)
+    def role(op: Operator) -> str:
+        return str(http_json(op.health_url).get("role"))
+
+    first, second = replica(1), replica(2)
+    first.start(wait=True)
+    eventually(lambda: role(first) == "leader", timeout=20, what="first replica leads")
+    second.start(wait=True)
     try:
+        assert role(second) == "standby"
+        holder = kube.kubectl(
+            "get", "lease", lease, "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}"
+        ).stdout
+        assert holder == http_json(first.health_url)["leaderElection"]["identity"]
+
         _larkapp(kube, a, "app", emu.url)
         eventually(lambda: _ready(kube, a, "app"), timeout=30, what="a/app Ready")
+        assert "tenant token obtained" in first.logs()
+        assert "tenant token obtained" not in second.logs()
 
-        def peers() -> set[str]:
-            obj = kube.custom.get_namespaced_custom_object(
-                "kopf.dev", "v1", a, "kopfpeerings", peering
-            )
-            return set((obj.get("status") or {}).keys())
-
-        eventually(lambda: peers() == {"replica-1", "replica-2"}, what="both keep-alives")
-        # A replica with --peering starts paused and stays so while a higher priority lives.
-        assert "tenant token obtained" in leader.logs()
-        assert "tenant token obtained" not in standby.logs()
-        assert "Resuming operations" not in standby.logs()
-
-        # The leader goes away (SIGTERM: it withdraws its keep-alive); the standby resumes
-        # and serves a refresh request.
-        leader.stop()
-        eventually(lambda: peers() == {"replica-2"}, timeout=20, what="leader's keep-alive gone")
+        # The leader stops (SIGTERM: it releases the Lease); the standby takes over at its
+        # next retry and serves a refresh request.
+        first.stop()
+        eventually(lambda: role(second) == "leader", timeout=20, what="standby takes over")
         stamp = str(time.time())
         kube.patch_larkapp(a, "app", {"metadata": {"annotations": {REFRESH_REQUESTED: stamp}}})
 
@@ -141,30 +134,11 @@ def test_ha_replicas_share_the_charts_peering(
             annotations = kube.larkapp(a, "app")["metadata"].get("annotations") or {}
             return annotations.get(REFRESH_HANDLED) == stamp
 
-        eventually(handled, timeout=30, what="refresh handled by the former standby")
-        assert "Resuming operations" in standby.logs()
-        assert "tenant token obtained" in standby.logs()
-        for op in (leader, standby):
+        eventually(handled, timeout=30, what="refresh handled by the new leader")
+        assert "tenant token obtained" in second.logs()
+        for op in (first, second):
             _no_permission_trouble(op)
     finally:
-        standby.stop()
-        leader.stop()
+        second.stop()
+        first.stop()
         helm.uninstall(release, namespace)
-
-
-def test_peering_objects_match_what_kopf_looks_for(helm: Helm) -> None:
-    """kopf finds its peering object by name in kopf.dev/v1 (ClusterKopfPeering when
-    watching everything, KopfPeering per namespace otherwise); --peering names it."""
-    for values, kind in (
-        ({"ha": {"enabled": True}}, "ClusterKopfPeering"),
-        ({"ha": {"enabled": True}, "watchNamespaces": ["x"]}, "KopfPeering"),
-    ):
-        docs = helm.template(values)
-        (peering,) = [d for d in docs if d["kind"] == kind]
-        assert peering["apiVersion"] == "kopf.dev/v1"
-        (dep,) = [d for d in docs if d["kind"] == "Deployment"]
-        args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
-        assert args[args.index("--peering") + 1] == peering["metadata"]["name"]
-    for crd in yaml.safe_load_all((CHART / "crds" / "kopf-peerings.yaml").read_text()):
-        # kopf writes keep-alives into .status of the main resource: no status subresource.
-        assert "subresources" not in crd["spec"]["versions"][0]

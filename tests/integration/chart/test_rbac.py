@@ -86,6 +86,29 @@ def never(ns: str) -> list[Check]:
     ]
 
 
+LEASES = "leases.coordination.k8s.io"
+
+
+def leader_election(release_ns: str, lease: str, elsewhere: str) -> tuple[list[Check], list[Check]]:
+    """ha.enabled: the one Lease in the release namespace, nothing more."""
+    allowed = [
+        Check("create", LEASES, release_ns),
+        Check("get", f"{LEASES}/{lease}", release_ns),
+        Check("update", f"{LEASES}/{lease}", release_ns),
+    ]
+    denied = [
+        Check("update", f"{LEASES}/someone-else", release_ns),
+        Check("get", f"{LEASES}/someone-else", release_ns),
+        Check("delete", f"{LEASES}/{lease}", release_ns),
+        Check("patch", f"{LEASES}/{lease}", release_ns),
+        Check("list", LEASES, release_ns),
+        Check("watch", LEASES, release_ns),
+        Check("create", LEASES, elsewhere),
+        Check("update", f"{LEASES}/{lease}", elsewhere),
+    ]
+    return allowed, denied
+
+
 NEVER_CLUSTER = [
     *(
         Check(v, "clusterroles.rbac.authorization.k8s.io", None)
@@ -119,20 +142,20 @@ def module_ns(kube: Kube) -> Callable[[str], str]:
     return make
 
 
-def test_all_namespaces_mode(
-    helm: Helm, kube: Kube, module_ns: Callable[[str], str], chart_crds: None
-) -> None:
+def test_all_namespaces_mode(helm: Helm, kube: Kube, module_ns: Callable[[str], str]) -> None:
     make = module_ns
     release_ns, other = make("rbac-rel"), make("rbac-any")
     release = f"rb-{uuid.uuid4().hex[:6]}"
     fullname = f"{release}-lark-operator"
     helm.install(release, release_ns, {"crds": {"install": False}, "ha": {"enabled": True}})
     user = f"system:serviceaccount:{release_ns}:{fullname}"
+    lease_allowed, lease_denied = leader_election(release_ns, fullname, other)
     try:
         verify(
             kube,
             user,
             allowed=[
+                *lease_allowed,
                 *operator_needs(other),
                 *operator_needs(release_ns),
                 Check("list", LARKAPPS, "*"),
@@ -141,27 +164,20 @@ def test_all_namespaces_mode(
                 Check("watch", "secrets", "*"),
                 Check("list", "customresourcedefinitions.apiextensions.k8s.io", None),
                 Check("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
-                Check("list", "clusterkopfpeerings.kopf.dev", None),
-                Check("watch", "clusterkopfpeerings.kopf.dev", None),
-                Check("patch", f"clusterkopfpeerings.kopf.dev/{fullname}", None),
             ],
             denied=[
+                *lease_denied,
                 *never(other),
                 *NEVER_CLUSTER,
                 # kopf observes namespaces only when given names; all-namespaces does not.
                 Check("list", "namespaces", None),
-                Check("patch", "clusterkopfpeerings.kopf.dev/someone-else", None),
-                Check("delete", f"clusterkopfpeerings.kopf.dev/{fullname}", None),
-                Check("create", "clusterkopfpeerings.kopf.dev", None),
             ],
         )
     finally:
         helm.uninstall(release, release_ns)
 
 
-def test_namespaced_mode(
-    helm: Helm, kube: Kube, module_ns: Callable[[str], str], chart_crds: None
-) -> None:
+def test_namespaced_mode(helm: Helm, kube: Kube, module_ns: Callable[[str], str]) -> None:
     make = module_ns
     release_ns = make("rbac-rel")
     a, b, unwatched = make("rbac-a"), make("rbac-b"), make("rbac-x")
@@ -174,32 +190,24 @@ def test_namespaced_mode(
     )
     user = f"system:serviceaccount:{release_ns}:{fullname}"
     try:
-        allowed = [*operator_needs(a), *operator_needs(b)]
-        for ns in (a, b):
-            allowed += [
-                Check("list", "kopfpeerings.kopf.dev", ns),
-                Check("watch", "kopfpeerings.kopf.dev", ns),
-                Check("patch", f"kopfpeerings.kopf.dev/{fullname}", ns),
-            ]
+        lease_allowed, lease_denied = leader_election(release_ns, fullname, a)
+        allowed = [*operator_needs(a), *operator_needs(b), *lease_allowed]
         allowed += [
             Check("list", "customresourcedefinitions.apiextensions.k8s.io", None),
             Check("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
             Check("list", "namespaces", None),
             Check("watch", "namespaces", None),
         ]
-        denied = [*never(a), *never(b), *NEVER_CLUSTER]
+        denied = [*never(a), *never(b), *NEVER_CLUSTER, *lease_denied]
         for ns in (unwatched, release_ns):
             # Nothing at all where it does not watch, its own namespace included.
-            denied += [*operator_needs(ns), Check("list", "kopfpeerings.kopf.dev", ns)]
+            denied += operator_needs(ns)
         denied += [
             Check("list", LARKAPPS, "*"),
             Check("watch", LARKAPPS, "*"),
             Check("list", "secrets", "*"),
             Check("watch", "secrets", "*"),
             Check("get", f"namespaces/{a}", None),
-            Check("patch", "kopfpeerings.kopf.dev/someone-else", a),
-            Check("delete", f"kopfpeerings.kopf.dev/{fullname}", a),
-            Check("list", "clusterkopfpeerings.kopf.dev", None),
         ]
         verify(kube, user, allowed, denied)
     finally:

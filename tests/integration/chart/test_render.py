@@ -94,11 +94,11 @@ class Toggles:
             for ns in watch:
                 out |= {Ref("Role", ns, FULLNAME), Ref("RoleBinding", ns, FULLNAME)}
         if self.ha:
-            out.add(Ref("PodDisruptionBudget", NAMESPACE, FULLNAME))
-            if self.namespaced:
-                out |= {Ref("KopfPeering", ns, FULLNAME) for ns in watch}
-            else:
-                out.add(Ref("ClusterKopfPeering", None, FULLNAME))
+            out |= {
+                Ref("PodDisruptionBudget", NAMESPACE, FULLNAME),
+                Ref("Role", NAMESPACE, f"{FULLNAME}-leader-election"),
+                Ref("RoleBinding", NAMESPACE, f"{FULLNAME}-leader-election"),
+            }
         if self.service_monitor:
             out.add(Ref("ServiceMonitor", NAMESPACE, FULLNAME))
         if self.prometheus_rule:
@@ -254,13 +254,14 @@ def _check_deployment(dep: dict[str, Any], t: Toggles, watch: list[str]) -> None
     assert args[args.index("--health-port") + 1] == "9091"
     if t.ha:
         assert spec["replicas"] == 2
-        assert args[args.index("--peering") + 1] == FULLNAME
-        assert c["command"][:2] == ["/bin/sh", "-c"] and "--priority" in c["command"][2]
+        assert "--leader-elect" in args
+        assert args[args.index("--leader-elect-namespace") + 1] == NAMESPACE
+        assert args[args.index("--leader-elect-name") + 1] == FULLNAME
         assert spec["strategy"]["type"] == "RollingUpdate"
         assert pod["affinity"]["podAntiAffinity"]
     else:
         assert spec["replicas"] == 1
-        assert "--peering" not in args and "command" not in c
+        assert not [a for a in args if a.startswith("--leader-elect")]
         assert spec["strategy"]["type"] == "Recreate"
 
     sc = c["securityContext"]
@@ -285,13 +286,23 @@ def _check_rbac(docs: list[dict[str, Any]], t: Toggles, watch: list[str]) -> Non
         assert cluster_resources == {"customresourcedefinitions", "namespaces"}
         assert all(set(rule["verbs"]) == {"list", "watch"} for rule in cluster_rules)
         for role in by_kind(docs, "Role"):
-            resources = {r for rule in role["rules"] for r in rule["resources"]}
-            expected = {"larkapps", "larkapps/status", "secrets", "events"}
-            assert resources == expected | ({"kopfpeerings"} if t.ha else set())
+            if role["metadata"]["name"] == FULLNAME:
+                resources = {r for rule in role["rules"] for r in rule["resources"]}
+                assert resources == {"larkapps", "larkapps/status", "secrets", "events"}
     else:
         expected = {"larkapps", "larkapps/status", "secrets", "events"}
-        expected |= {"customresourcedefinitions"}
-        assert cluster_resources == expected | ({"clusterkopfpeerings"} if t.ha else set())
+        assert cluster_resources == expected | {"customresourcedefinitions"}
+    if t.ha:
+        (election,) = [r for r in by_kind(docs, "Role") if r["metadata"]["namespace"] == NAMESPACE]
+        assert election["rules"] == [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "resourceNames": [FULLNAME],
+                "verbs": ["get", "update"],
+            },
+        ]
     for binding in by_kind(docs, "RoleBinding") + by_kind(docs, "ClusterRoleBinding"):
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
@@ -391,7 +402,7 @@ def test_args_env_and_scheduling_from_values(helm: Helm) -> None:
         "9092",
     ]
     assert {"name": "LARK_OPERATOR_API_RATE", "value": "20"} in c["env"]
-    assert c["env"][0]["name"] == "POD_ID"  # kopf's peering identity
+    assert c["env"][0]["name"] == "POD_ID"  # kopf's identity without a passwd lookup
     assert c["image"] == "registry.example.com/lark-operator:dev"
     assert pod["spec"]["nodeSelector"] == values["nodeSelector"]
     assert pod["spec"]["tolerations"] == values["tolerations"]
@@ -446,7 +457,6 @@ def test_package_carries_the_crd_through_the_symlink(helm: Helm, tmp_path: Path)
         packaged = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
         names = tar.getnames()
     assert packaged == CRD_FILE.read_text()
-    assert "lark-operator/crds/kopf-peerings.yaml" in names
     assert "lark-operator/values.schema.json" in names
 
 

@@ -18,6 +18,8 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("replicas-negative", {"replicas": -1}, "replicas"),
     ("ha-replicas-1", {"ha": {"enabled": True, "replicas": 1}}, "ha"),
     ("ha-enabled-string", {"ha": {"enabled": "yes"}}, "ha"),
+    ("ha-leaseDuration-words", {"ha": {"leaseDuration": "fifteen"}}, "leaseDuration"),
+    ("ha-retryPeriod-zero", {"ha": {"retryPeriod": 0}}, "retryPeriod"),
     ("logFormat-xml", {"logFormat": "xml"}, "logFormat"),
     ("logLevel-verbose", {"logLevel": "verbose"}, "logLevel"),
     ("watchNamespaces-string", {"watchNamespaces": "team-a"}, "watchNamespaces"),
@@ -41,7 +43,8 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
 
 GOOD: list[tuple[str, dict[str, Any]]] = [
     ("replicas-0", {"replicas": 0}),
-    ("ha-3", {"ha": {"enabled": True, "replicas": 3, "peeringName": "lark.example"}}),
+    ("ha-3", {"ha": {"enabled": True, "replicas": 3, "leaseName": "lark.example"}}),
+    ("ha-timings", {"ha": {"leaseDuration": "20s", "renewDeadline": 12, "retryPeriod": "2.5"}}),
     ("log-text-debug", {"logFormat": "text", "logLevel": "DEBUG"}),
     ("urls", {"allowedBaseUrls": ["https://open.example.com", "http://10.0.0.5:8080/base"]}),
     ("digest", {"image": {"digest": "sha256:" + "0" * 64}}),
