@@ -19,6 +19,7 @@ from tests.integration.faults.conftest import TokenWatch, issue_directly
 pytestmark = pytest.mark.integration
 
 APP, SECRET = "cli_crash01", "s3cret-crash-value"
+TOKEN_SECRETS = "app.kubernetes.io/managed-by=lark-operator"
 
 
 def _fingerprint_matches(env: Any, name: str) -> bool:
@@ -84,12 +85,15 @@ def test_kill9_mid_status_write_restart_converges(env_factory: Any) -> None:
         items = env.kube.custom.list_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL)
         return sum(1 for it in items["items"] if (it.get("status") or {}).get("token"))
 
-    count = eventually(lambda: published() or None, 30, interval=0.02, what="first status")
+    def stored() -> int:
+        listed = env.kube.core.list_namespaced_secret(env.ns, label_selector=TOKEN_SECRETS)
+        return len(listed.items)
+
+    # Each app's Secret is written before its status: kill at the first Secret.
+    eventually(lambda: stored() or None, 30, interval=0.02, what="first token Secret")
     env.op.kill()
-    at_kill = published()
-    secrets_at_kill = sum(
-        1 for i in range(n) if env.kube.secret_obj(env.ns, f"app-{i:02d}-lark-token")
-    )
+    secrets_at_kill, at_kill = stored(), published()
+    assert at_kill < n, "the kill came after every status was written: nothing was cut short"
     restarted = time.monotonic()
     env.start_operator()
     eventually(
@@ -97,8 +101,8 @@ def test_kill9_mid_status_write_restart_converges(env_factory: Any) -> None:
     )
     recovery = time.monotonic() - restarted
     print(
-        f"\nkill -9 mid-status-write: {count}->{at_kill}/{n} statuses and {secrets_at_kill}/{n}"
-        f" Secrets written at the kill; all Ready {recovery:.1f}s after the restart began"
+        f"\nkill -9 mid-status-write: {at_kill}/{n} statuses and {secrets_at_kill}/{n} Secrets"
+        f" written at the kill; all Ready {recovery:.1f}s after the restart began"
     )
     current = {t["token"] for t in env.emu.tokens(APP)["tokens"] if t["valid"]}
     tokens = {env.token(f"app-{i:02d}") for i in range(n)}
