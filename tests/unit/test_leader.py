@@ -271,3 +271,28 @@ def test_identity_namespace_and_time_format(tmp_path: Any, monkeypatch: Any) -> 
     assert default_namespace(str(ns_file)) == "lark-system"
     assert default_namespace(str(tmp_path / "missing")) == "default"
     assert micro_time(0.5) == "1970-01-01T00:00:00.500000Z"
+
+
+def test_run_flags_reach_the_settings() -> None:
+    from lark_operator.cli.main import build_parser
+    from lark_operator.cli.run import settings_from
+
+    argv = "run --leader-elect --leader-elect-namespace lark-system --leader-elect-name lo"
+    argv += " --lease-duration 20s --renew-deadline 12 --retry-period 1500ms"
+    args = build_parser().parse_args(argv.split())
+    s = settings_from(args)
+    assert s.leader_elect and s.leader_elect_namespace == "lark-system"
+    assert s.leader_elect_name == "lo"
+    assert (s.lease_duration, s.renew_deadline, s.retry_period) == (20.0, 12.0, 1.5)
+    plain = settings_from(build_parser().parse_args(["run"]))
+    assert not plain.leader_elect  # standalone unless asked (or LARK_OPERATOR_LEADER_ELECT)
+    assert (plain.lease_duration, plain.renew_deadline, plain.retry_period) == (15, 10, 2)
+
+
+def test_run_refuses_unsafe_timings_and_peering_together(capsys: Any) -> None:
+    from lark_operator.cli.main import main
+
+    assert main(["run", "--leader-elect", "--lease-duration", "5", "--renew-deadline", "8"]) == 2
+    assert "--lease-duration must be more than --renew-deadline" in capsys.readouterr().err
+    assert main(["run", "--leader-elect", "--peering", "x"]) == 2
+    assert "exclude each other" in capsys.readouterr().err

@@ -200,9 +200,10 @@ async def _run_elected(settings: Settings, config: ElectionConfig) -> int:
         acquiring = asyncio.create_task(elector.acquire())
         stop_wait = asyncio.create_task(stopping.wait())
         await asyncio.wait({acquiring, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-        if not elector.is_leader:
+        if stopping.is_set():  # even if the Lease was won at the same moment
             acquiring.cancel()
             await asyncio.gather(acquiring, return_exceptions=True)
+            await elector.release()
             log.info("stopped while standby")
             return 0
         stop_wait.cancel()
