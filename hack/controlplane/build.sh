@@ -17,7 +17,10 @@ build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 build() { # name module-dir package ldflags
   local name=$1 dir=$2 pkg=$3 ldflags=$4
-  if [[ -x "$out/$name" ]]; then
+  # A stamp records how the binary was built: new flags rebuild just that binary.
+  local stamp="$pkg $ldflags"
+  stamp="${stamp//-X k8s.io\/component-base\/version.buildDate=*/}"
+  if [[ -x "$out/$name" && "$(cat "$out/$name.stamp" 2>/dev/null)" == "$stamp" ]]; then
     echo "controlplane: $name cached at $out/$name"
     return
   fi
@@ -25,6 +28,7 @@ build() { # name module-dir package ldflags
   local start=$SECONDS
   (cd "$here/$dir" && go build -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg")
   mv "$out/$name.tmp" "$out/$name"
+  printf '%s' "$stamp" > "$out/$name.stamp"
   echo "controlplane: built $name in $((SECONDS - start))s"
 }
 
@@ -32,8 +36,14 @@ minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
 build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver \
   "-X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/component-base/version.buildDate=${build_date}"
 build etcd etcd . ""
+# As helm's own Makefile does: the Kubernetes version `helm template`/`lint` assume
+# without a cluster (else 1.20, and a chart's kubeVersion >=1.25 is refused).
+k8s_flags=""
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  k8s_flags+=" -X ${pkg}.k8sVersionMajor=1 -X ${pkg}.k8sVersionMinor=${minor}"
+done
 build helm helm helm.sh/helm/v3/cmd/helm \
-  "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean${k8s_flags}"
 
 ln -sfn "$(basename "$out")" "$cache/controlplane/current"
 echo "$out"
