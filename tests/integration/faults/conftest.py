@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +31,28 @@ def control_plane(kubeconfig: str) -> Iterator[ControlPlane]:
         cp.start()  # never leave the other tests without an apiserver
 
 
-def restart_emulator(env: Env, log: Path, apps: dict[str, str], **kw: Any) -> Emulator:
-    """A new emulator process on the old one's port (its state starts empty)."""
-    emu = Emulator(log, apps, port=env.emu.port, **kw)
-    deadline = time.monotonic() + 10
-    while True:  # the port may linger for a moment after the old process exits
-        try:
-            return emu.start()
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
+@pytest.fixture
+def restart_emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
+    """restart(env, apps, **kw): a new emulator process on env.emu's port (its state starts
+    empty); stopped at teardown like the factory's."""
+    started: list[Emulator] = []
+
+    def restart(env: Env, apps: dict[str, str], **kw: Any) -> Emulator:
+        deadline = time.monotonic() + 10
+        while True:  # the port may linger for a moment after the old process exits
+            log = tmp_path / f"emulator-restarted-{len(started)}.log"
             emu = Emulator(log, apps, port=env.emu.port, **kw)
-            time.sleep(0.2)
+            try:
+                started.append(emu.start())
+                return emu
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    yield restart
+    for emu in started:
+        emu.stop()
 
 
 def issue_directly(emu_url: str, app_id: str, secret: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from lark_operator.devenv.controlplane import ControlPlane
 from lark_operator.hints import hint_for
 from tests.helpers.procs import http_json
 from tests.helpers.wait import eventually
-from tests.integration.faults.conftest import TokenWatch, issue_directly, restart_emulator
+from tests.integration.faults.conftest import TokenWatch, issue_directly
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +79,9 @@ def test_apiserver_down_30s_operator_catches_up(
     assert status["phase"] == "Ready" and not status.get("lastError")
 
 
-def test_emulator_down_longer_than_a_refresh_period(env_factory: Any, tmp_path: Any) -> None:
+def test_emulator_down_longer_than_a_refresh_period(
+    env_factory: Any, restart_emulator: Any
+) -> None:
     """ttl 70 s, re-issue 65 s, renewBefore 1m: refresh due ~10 s after issue. The Open
     Platform process is gone from ~3 s to ~28 s: every attempt fails, the last good token
     stays in the Secret, and a new one comes within one retry delay of its return."""
@@ -104,9 +106,7 @@ def test_emulator_down_longer_than_a_refresh_period(env_factory: Any, tmp_path: 
         assert env.token("app") == good, "the last good token stays"
         time.sleep(max(0.0, down_at + 25 - time.monotonic()))
         failures = env.kube.larkapp(env.ns, "app")["status"].get("consecutiveFailures", 0)
-        env.emu = restart_emulator(
-            env, tmp_path / "emulator-again.log", {APP: SECRET}, token_ttl=70, reissue_window=65
-        )
+        env.emu = restart_emulator(env, {APP: SECRET}, token_ttl=70, reissue_window=65)
         back_at = time.monotonic()
         eventually(lambda: env.token("app") != good, cap + 10, interval=0.2, what="renewed")
         renewed_after = time.monotonic() - back_at
