@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lark_operator import (
+    KIND,
     LARKAPP_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -51,7 +52,14 @@ from lark_operator.status import (
     transitions,
 )
 from lark_operator.tokens import policy
-from lark_operator.tokens.secret import HeldTokens, build_token_secret, drift, read_token_secret
+from lark_operator.tokens.secret import (
+    HeldTokens,
+    build_token_secret,
+    claimed_by,
+    drift,
+    foreign_controller,
+    read_token_secret,
+)
 
 log = logging.getLogger("lark_operator.controller")
 
@@ -136,7 +144,8 @@ class Controller:
         self._loop_task: asyncio.Task[None] | None = None
         # Which apps read which Secret, and which Secret holds which app's tokens.
         self._refs: dict[tuple[str, str], set[Key]] = {}
-        self._token_secrets: dict[tuple[str, str], Key] = {}
+        # Several LarkApps may name one token Secret: one holds it, the others are refused.
+        self._token_secrets: dict[tuple[str, str], set[Key]] = {}
         self._indexed: dict[Key, tuple[set[tuple[str, str]], tuple[str, str] | None]] = {}
         # Referenced Secrets as last read, dropped on any watch event for them (and after
         # SECRET_CACHE_TTL, in case the watch is down): a refresh cycle then costs no read.
@@ -223,6 +232,15 @@ class Controller:
             return
         secret_name = spec.token_secret_name(key[1])
         if spec.target.deletion_policy == "Delete":
+            holder = claimed_by(await self.kube.get_secret(key[0], secret_name))
+            if holder not in (None, key[1]):
+                log.info(
+                    "kept token Secret %s: it holds the token of LarkApp %s, not this one's",
+                    secret_name,
+                    holder,
+                    extra={"namespace": key[0], "larkapp": key[1]},
+                )
+                return
             await self.kube.delete_secret(key[0], secret_name)
             log.info(
                 "deleted token Secret %s (deletionPolicy Delete)",
@@ -249,9 +267,9 @@ class Controller:
         if event == "SYNC":
             return
         self._secret_cache.pop((namespace, name), None)
-        token_owner = self._token_secrets.get((namespace, name))
-        if token_owner and (app := self.apps.get(token_owner)):
-            if event == "DELETED" or rv != app.token_secret_rv:
+        for token_owner in list(self._token_secrets.get((namespace, name), ())):
+            app = self.apps.get(token_owner)
+            if app is not None and (event == "DELETED" or rv != app.token_secret_rv):
                 app.check_secret = True
                 self.kick(token_owner)
         for key in self._refs.get((namespace, name), ()):
@@ -547,7 +565,7 @@ class Controller:
         # one (which is what workloads read).
         try:
             await self._ensure_token_secret(app, spec, verify=False, tokens=new)
-        except KubeError as e:
+        except (KubeError, SecretClaimed) as e:
             name = spec.token_secret_name(app.name)
             app.check_secret = True
             self._record_failure(
@@ -638,7 +656,7 @@ class Controller:
                 if app.token_secret is None:
                     written = await self.kube.create_secret(app.namespace, desired)
                 else:
-                    merged = _merge_secret(app.token_secret, desired)
+                    merged = _merge_secret(app.token_secret, desired, app.uid)
                     written = await self.kube.replace_secret(app.namespace, name, merged)
                 self._remember_token_secret(app, written)
                 return
@@ -647,6 +665,12 @@ class Controller:
                     raise
         for _ in range(3):
             actual = await self.kube.get_secret(app.namespace, name)
+            holder = await self._held_elsewhere(app, name, actual)
+            if holder is not None:
+                raise SecretClaimed(
+                    f"it holds the token of {holder}, and two LarkApps cannot share one "
+                    "token Secret: give this one its own spec.target.secretName"
+                )
             diff = drift(actual, desired)
             if not diff:
                 self._remember_token_secret(app, actual)
@@ -655,7 +679,7 @@ class Controller:
                 if actual is None:
                     written = await self.kube.create_secret(app.namespace, desired)
                 else:
-                    merged = _merge_secret(actual, desired)
+                    merged = _merge_secret(actual, desired, app.uid)
                     written = await self.kube.replace_secret(app.namespace, name, merged)
             except KubeError as e:
                 if e.status == 409:
@@ -664,6 +688,27 @@ class Controller:
             self._remember_token_secret(app, written)
             log.info("restored token Secret %s (%s)", name, ", ".join(diff))
             return
+
+    async def _held_elsewhere(
+        self, app: AppState, name: str, actual: Mapping[str, Any] | None
+    ) -> str | None:
+        """Who else holds the token Secret `name` (None: nobody, or a LarkApp that is gone,
+        being deleted or now writing elsewhere: the Secret is free to take over)."""
+        foreign = foreign_controller(actual)
+        if foreign is not None:
+            return foreign
+        other = claimed_by(actual)
+        if other is None or other == app.name:
+            return None
+        body = await self.kube.get_larkapp(app.namespace, other)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        try:
+            if LarkAppSpec.parse(body.get("spec")).token_secret_name(other) != name:
+                return None
+        except ValidationError:
+            pass
+        return f"LarkApp {other!r}"
 
     @staticmethod
     def _remember_token_secret(app: AppState, secret: Mapping[str, Any] | None) -> None:
@@ -810,7 +855,7 @@ class Controller:
         for ref in refs:
             self._refs.setdefault(ref, set()).add(app.key)
         token_ref = (app.namespace, app.spec.token_secret_name(app.name))
-        self._token_secrets[token_ref] = app.key
+        self._token_secrets.setdefault(token_ref, set()).add(app.key)
         self._indexed[app.key] = (refs, token_ref)
 
     def _unindex(self, key: Key) -> None:
@@ -822,8 +867,10 @@ class Controller:
                 if not keys:
                     del self._refs[ref]
                     self._secret_cache.pop(ref, None)
-        if token_ref is not None and self._token_secrets.get(token_ref) == key:
-            del self._token_secrets[token_ref]
+        if token_ref is not None and (holders := self._token_secrets.get(token_ref)):
+            holders.discard(key)
+            if not holders:
+                del self._token_secrets[token_ref]
 
     def token_secret_selector(self) -> str:
         return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{LARKAPP_LABEL}"
@@ -853,25 +900,37 @@ def _decode(raw: Any) -> str | None:
         return None
 
 
-def _merge_secret(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+def _merge_secret(
+    actual: Mapping[str, Any], desired: Mapping[str, Any], uid: str | None = None
+) -> dict[str, Any]:
     """Desired content on top of what is there: keep others' extra labels/annotations and
-    the resourceVersion (optimistic concurrency)."""
+    the resourceVersion (optimistic concurrency). Another LarkApp's owner reference is
+    dropped: a live one was refused before writing (SecretClaimed), so it is stale, and
+    kept it would take the Secret with it to the garbage collector."""
     meta = dict(actual.get("metadata") or {})
     d_meta = desired["metadata"]
     meta["labels"] = {**(meta.get("labels") or {}), **d_meta["labels"]}
     meta["annotations"] = {**(meta.get("annotations") or {}), **d_meta["annotations"]}
-    if "ownerReferences" in d_meta:
-        others = [
-            o
-            for o in meta.get("ownerReferences") or []
-            if o.get("uid") != d_meta["ownerReferences"][0]["uid"]
-        ]
-        meta["ownerReferences"] = [*others, *d_meta["ownerReferences"]]
+    mine = d_meta.get("ownerReferences") or []
+    keep = [
+        o
+        for o in meta.get("ownerReferences") or []
+        if o.get("uid") not in {m["uid"] for m in mine}
+        and (o.get("kind") != KIND or o.get("uid") == uid)
+    ]
+    if keep or mine:
+        meta["ownerReferences"] = [*keep, *mine]
+    else:
+        meta.pop("ownerReferences", None)
     data = {**(actual.get("data") or {}), **desired["data"]}
     for stale in ("tenant_access_token", "app_access_token"):
         if stale not in desired["data"]:
             data.pop(stale, None)
     return {**desired, "metadata": meta, "data": data}
+
+
+class SecretClaimed(Exception):
+    """The token Secret holds another LarkApp's token (or another controller's data)."""
 
 
 def _safe(e: BaseException) -> str:

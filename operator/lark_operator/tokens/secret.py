@@ -126,6 +126,28 @@ def drift(actual: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> list[
     return out
 
 
+def claimed_by(secret: Mapping[str, Any] | None) -> str | None:
+    """Name of the LarkApp whose token a Secret holds, as it was written (None: none)."""
+    meta = (secret or {}).get("metadata") or {}
+    name = (meta.get("annotations") or {}).get(FULL_NAME_ANNOTATION)
+    if name:
+        return str(name)
+    for o in meta.get("ownerReferences") or []:
+        if o.get("kind") == KIND and o.get("controller") and o.get("name"):
+            return str(o["name"])
+    return None
+
+
+def foreign_controller(secret: Mapping[str, Any] | None) -> str | None:
+    """The controller of a Secret when it is not a LarkApp (e.g. "ExternalSecret 'db'"):
+    such a Secret is someone else's to write, and the API server would refuse a second
+    controller reference anyway."""
+    for o in ((secret or {}).get("metadata") or {}).get("ownerReferences") or []:
+        if o.get("controller") and o.get("kind") != KIND:
+            return f"{o.get('kind')} {o.get('name')!r}"
+    return None
+
+
 def read_token_secret(secret: Mapping[str, Any] | None) -> HeldTokens | None:
     """Tokens held in an existing token Secret, or None when absent or unreadable."""
     if not secret:
