@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 
 from tests.fuzz.upstream import ScriptedUpstream
 
@@ -24,6 +25,24 @@ def examples(default: int, *, per: int = 1) -> int:
     if not LONG:
         return default
     return max(default, LONG // per)
+
+
+FUZZ = settings(
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+        HealthCheck.filter_too_much,
+    ],
+)
+
+
+def fuzz(default: int, *, per: int = 1) -> settings:
+    """Settings of one fuzz test. Slow tests (up to a second per example) do not shrink:
+    a failure is reported as found (hypothesis would spend minutes shrinking it)."""
+    phases = [p for p in Phase if not (per >= 50 and p is Phase.shrink)]
+    return settings(FUZZ, max_examples=examples(default, per=per), phases=phases)
 
 
 @pytest.fixture(scope="module")

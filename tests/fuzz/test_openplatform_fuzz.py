@@ -17,13 +17,13 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import given, note
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from lark_operator.emulator import running_emulator
 from lark_operator.openplatform import ErrorKind, OpenPlatformError
-from tests.fuzz.conftest import examples
+from tests.fuzz.conftest import fuzz
 from tests.fuzz.oracle import (
     CALL_BOUND,
     CONNECT_TIMEOUT,
@@ -35,23 +35,6 @@ from tests.fuzz.oracle import (
 )
 from tests.fuzz.strategies import cases, raw_cases, secrets
 from tests.fuzz.upstream import Case, ScriptedUpstream
-
-FUZZ = settings(
-    deadline=None,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.large_base_example,
-        HealthCheck.filter_too_much,
-    ],
-)
-
-
-def fuzz(default: int, *, per: int = 1) -> settings:
-    """Slow tests (up to a second per example) do not shrink: a failure is reported as
-    found (hypothesis would spend minutes shrinking it)."""
-    phases = [p for p in Phase if not (per >= 50 and p is Phase.shrink)]
-    return settings(FUZZ, max_examples=examples(default, per=per), phases=phases)
 
 
 def run(

@@ -112,7 +112,9 @@ def drift(actual: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> list[
     if actual is None:
         return ["missing"]
     out = []
-    if (actual.get("data") or {}) != desired["data"]:
+    have_data, want_data = actual.get("data") or {}, desired["data"]
+    stale = set(TOKEN_KEYS.values()) - set(want_data)  # a token type no longer kept
+    if any(have_data.get(k) != v for k, v in want_data.items()) or stale & set(have_data):
         out.append("data")
     a_meta, d_meta = actual.get("metadata") or {}, desired["metadata"]
     for field in ("labels", "annotations"):
