@@ -478,6 +478,16 @@ class Controller:
             return None
         raw = (secret.get("data") or {}).get(ref.key)
         value = _decode(raw)
+        binary = _binary_size(raw) if value is None else None
+        if binary is not None:
+            # Not sent anywhere: a file (a key, a certificate) stored under the wrong key.
+            self._fail_config(
+                app,
+                "InvalidCredentials",
+                f"Secret {ref.name} key {ref.key!r} holds {binary} bytes that are not UTF-8 "
+                "text; an App Secret is 32 characters of text.",
+            )
+            return None
         if not value:
             self._fail_config(
                 app, "SecretKeyMissing", f"Secret {ref.name} has no non-empty key {ref.key!r}."
@@ -889,6 +899,18 @@ def _token_inputs(spec: LarkAppSpec) -> tuple[Any, ...]:
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _binary_size(raw: Any) -> int | None:
+    """Size of a Secret value that is not UTF-8 text (None: text, empty or absent)."""
+    try:
+        data = base64.b64decode(raw or "")
+        data.decode()
+    except UnicodeDecodeError:
+        return len(data)
+    except (binascii.Error, ValueError):
+        return None
+    return None
 
 
 def _decode(raw: Any) -> str | None:

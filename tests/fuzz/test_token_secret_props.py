@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lark_operator import KIND
-from lark_operator.controller import _decode, _merge_secret
+from lark_operator.controller import _binary_size, _decode, _merge_secret
 from lark_operator.models import LarkAppSpec
 from lark_operator.tokens.secret import (
     FULL_NAME_ANNOTATION,
@@ -136,5 +136,6 @@ def test_built_secret_is_claimed_by_its_larkapp_and_merges_cleanly(
     )
 )
 def test_decoding_an_app_secret_never_raises(raw: Any) -> None:
-    value = _decode(raw)
+    value, size = _decode(raw), _binary_size(raw)
     assert value is None or (value and value == value.strip())
+    assert size is None or (value is None and size > 0)

@@ -6,6 +6,8 @@ Decisions:
   contains whitespace, and a stray newline is the most common way to get one wrong.
 - A key that exists but is empty, or holds only whitespace: SecretKeyMissing, and nothing
   is sent upstream; fixing the Secret is picked up within seconds.
+- A value that is not UTF-8 text (a DER file under the key): InvalidCredentials saying so
+  (it used to read "has no non-empty key", which sends people looking for a missing key).
 - A value of ~1 MiB (just under the API server's Secret size limit) is refused by the
   client before sending (InvalidCredentials, "N characters long", an App Secret has 32):
   the platform would answer 10003 at best, the emulator 413; the message must say what is
@@ -15,10 +17,12 @@ Decisions:
 
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from tests.helpers.wait import eventually
 from tests.integration.hostile.conftest import last_error, reason
@@ -45,6 +49,17 @@ def test_hostile_app_secret_values(env_factory: Any) -> None:
         env.kube.put_secret(env.ns, f"s-{app_id[4:]}", {"appSecret": stored})
         env.larkapp(app_id[4:], app_id, secret_name=f"s-{app_id[4:]}")
     env.app_secret("s-huge", huge)
+    # A file stored under the key instead of the secret: bytes that are not UTF-8 text.
+    binary = b"\x30\x82\x01\x0a\xff\xfe" + b"Sk3t-binary-secret-part"
+    env.secrets.add("Sk3t-binary-secret-part")
+    env.kube.core.create_namespaced_secret(
+        env.ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="s-binary"),
+            data={"appSecret": base64.b64encode(binary).decode()},
+        ),
+    )
+    env.larkapp("binary", "cli_huge", secret_name="s-binary")
     # Any slice of it must not show up either (a truncated echo is still a leak).
     env.secrets.update({huge[:40], huge[HUGE_SIZE // 2 : HUGE_SIZE // 2 + 40], huge[-40:]})
     env.larkapp("huge", "cli_huge", secret_name="s-huge")
@@ -79,10 +94,17 @@ def test_hostile_app_secret_values(env_factory: Any) -> None:
     err = last_error(env, "huge")
     assert f"{len(huge)} characters long" in err["message"], err
     assert "not sent" in err["message"] and len(err["message"]) < 400
-    assert env.emu.token_calls("cli_huge") == 0
+    assert env.emu.token_calls("cli_huge") == 0  # neither the huge nor the binary one sent
     cond = env.kube.condition(env.ns, "huge", "CredentialsValid")
     assert cond and cond["status"] == "False"
     assert "Warning" in {e.type for e in env.kube.events(env.ns, "huge")}
+    eventually(
+        lambda: "not UTF-8 text" in last_error(env, "binary").get("message", ""),
+        30,
+        what="binary value refused as not text",
+    )
+    assert reason(env, "binary", "CredentialsValid") == "InvalidCredentials"
+    assert f"holds {len(binary)} bytes" in last_error(env, "binary")["message"]
     assert env.op.alive()
 
     # Fixing the Secrets is picked up within seconds (the Secret watch), no restart.
