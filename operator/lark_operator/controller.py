@@ -107,6 +107,7 @@ class AppState:
     sched_seq: int = 0
     token_secret_rv: str | None = None
     token_secret: dict[str, Any] | None = None  # as last written/read (for write-only updates)
+    write_failed: bool = False  # the last reconcile could not write what it should
     refresh_request: str | None = None  # refresh annotation value being handled
     refresh_request_done: str | None = None
     probe_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -350,8 +351,11 @@ class Controller:
         app_id = app.spec.app_id if app.spec else None
         with log_context(request_id=rid, namespace=app.namespace, name=app.name, app_id=app_id):
             try:
+                app.write_failed = False
                 await self._reconcile(app)
-                metrics.RECONCILES.labels("ok").inc()
+                # A write the API server refused is reported in status, and is a failed
+                # reconcile all the same.
+                metrics.RECONCILES.labels("error" if app.write_failed else "ok").inc()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -577,7 +581,7 @@ class Controller:
             await self._ensure_token_secret(app, spec, verify=False, tokens=new)
         except (KubeError, SecretClaimed) as e:
             name = spec.token_secret_name(app.name)
-            app.check_secret = True
+            app.check_secret = app.write_failed = True
             self._record_failure(
                 app,
                 ErrorKind.TRANSIENT,

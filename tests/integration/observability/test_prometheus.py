@@ -48,6 +48,8 @@ RL_APP, RL_SECRET = "cli_obsrl01", "obs-rl-secret-value-1"
 EXPECTED_ACTIVE = {
     "LarkCredentialsInvalid": [{"name": "wrong"}],
     "LarkDependencyDown": [{"name": "wrong", "dependency": "redis"}],
+    # clash: its token Secret cannot be written, so its refresh counts as failing too
+    "LarkTokenRefreshFailing": [{"name": "clash"}],
     "LarkReconcileErrors": [{"job": "lark-operator"}],
     "LarkRateLimited": [{"job": "lark-operator"}],
 }
