@@ -37,8 +37,6 @@ class Settings:
     max_concurrent_probes: int = int(_env("MAX_CONCURRENT_PROBES", "16"))
     probe_status_every: float = float(_env("PROBE_STATUS_EVERY_SECONDS", "300"))
     # HA
-    peering: str | None = os.environ.get("LARK_OPERATOR_PEERING") or None
-    priority: int = int(_env("PRIORITY", "0"))
     # HA by Lease (leader.py): only the holder of the Lease runs kopf and the controller.
     leader_elect: bool = _env("LEADER_ELECT", "false").lower() in ("1", "true", "yes")
     leader_elect_namespace: str | None = os.environ.get("LARK_OPERATOR_LEADER_ELECT_NAMESPACE")

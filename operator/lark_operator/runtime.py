@@ -33,6 +33,8 @@ class Runtime:
         # "leader"; `election` is the LeaderElector (for /health).
         self.role = "standalone"
         self.election: Any = None
+        # Every replica, standby included, says it exists (LarkOperatorAbsent/TargetDown).
+        metrics.BUILD_INFO.labels(__version__).set(1)
 
     @property
     def controller(self) -> Controller:
@@ -44,7 +46,6 @@ class Runtime:
         from lark_operator.probes.scheduler import ProbeScheduler
 
         s = self.settings
-        metrics.BUILD_INFO.labels(__version__).set(1)
         self.kube = KubeClient()
         self.client = OpenPlatformClient(rate_per_second=s.api_rate_per_second, burst=s.api_burst)
         self.probes = ProbeScheduler(max_concurrency=s.max_concurrent_probes)
@@ -132,6 +133,7 @@ class Runtime:
             "version": __version__,
             "controller": ctrl,
             "watches": dict(self.watch_state),
+            "upstream": self.client.health() if self.client is not None else {},
             "probes": probes,
         }
         if election is not None:

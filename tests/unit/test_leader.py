@@ -289,10 +289,18 @@ def test_run_flags_reach_the_settings() -> None:
     assert (plain.lease_duration, plain.renew_deadline, plain.retry_period) == (15, 10, 2)
 
 
-def test_run_refuses_unsafe_timings_and_peering_together(capsys: Any) -> None:
+def test_run_refuses_unsafe_timings(capsys: Any) -> None:
     from lark_operator.cli.main import main
 
     assert main(["run", "--leader-elect", "--lease-duration", "5", "--renew-deadline", "8"]) == 2
     assert "--lease-duration must be more than --renew-deadline" in capsys.readouterr().err
-    assert main(["run", "--leader-elect", "--peering", "x"]) == 2
-    assert "exclude each other" in capsys.readouterr().err
+
+
+def test_kopf_peering_is_not_offered() -> None:
+    """kopf peering pauses only kopf, not the controller's scheduler: HA is the Lease."""
+    import pytest
+
+    from lark_operator.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--peering", "x"])

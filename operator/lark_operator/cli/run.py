@@ -52,10 +52,6 @@ def register(sub: Any) -> None:
         default=None,
         help="An Open Platform base URL a LarkApp may name in spec.domain (repeatable)",
     )
-    p.add_argument(
-        "--peering", default=None, help="kopf peering name for HA (two replicas: only one acts)"
-    )
-    p.add_argument("--priority", type=int, default=None, help="Peering priority")
     ha = p.add_argument_group("leader election (HA with a coordination.k8s.io Lease)")
     ha.add_argument(
         "--leader-elect",
@@ -92,8 +88,6 @@ _FIELDS = (
     "metrics_port",
     "log_format",
     "log_level",
-    "peering",
-    "priority",
     "leader_elect",
     "leader_elect_namespace",
     "leader_elect_name",
@@ -124,9 +118,6 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(settings.log_format, settings.log_level)
-    if settings.leader_elect and settings.peering:
-        print("lark-operator run: --leader-elect and --peering exclude each other", file=sys.stderr)
-        return 2
     election: ElectionConfig | None = None
     if settings.leader_elect:
         from lark_operator import leader
@@ -160,9 +151,9 @@ async def _kopf(settings: Settings, stop_flag: asyncio.Event | None = None) -> N
     await kopf.operator(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
-        standalone=settings.peering is None,
-        peering_name=settings.peering,
-        priority=settings.priority,
+        # HA is leader election (--leader-elect), not kopf peering: a paused kopf would
+        # leave the controller's own scheduler running in every replica.
+        standalone=True,
         stop_flag=stop_flag,
     )
 

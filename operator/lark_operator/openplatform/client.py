@@ -515,7 +515,7 @@ class OpenPlatformClient:
             "lastSuccessAt": self._last_ok,
             "lastFailureAt": self._last_failure,
             "lastFailureCode": self._last_failure_code,
-            "inflight": len(self._flight._inflight),  # noqa: SLF001 - same package
+            "inflight": len(self._flight._inflight),
             "cachedTokens": len(self._cache),
             "rateLimitedApps": sum(1 for t in self._blocked_until.values() if t > now),
         }
