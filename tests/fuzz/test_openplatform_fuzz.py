@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from lark_operator.emulator import running_emulator
-from lark_operator.openplatform import ErrorKind, OpenPlatformError
+from lark_operator.openplatform import ErrorKind, OpenPlatformClient, OpenPlatformError
 from tests.fuzz.conftest import fuzz
 from tests.fuzz.oracle import (
     CALL_BOUND,
@@ -210,8 +210,6 @@ def test_trickling_bodies_never_hang(
 def test_emulator_faults(
     loop: asyncio.AbstractEventLoop, secret: str, fault: dict[str, object], token_type: str
 ) -> None:
-    from lark_operator.openplatform import OpenPlatformClient
-
     async def go() -> None:
         async with running_emulator({"cli_fuzz": secret}) as emu:
             async with OpenPlatformClient(

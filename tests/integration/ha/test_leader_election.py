@@ -8,13 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import threading
 import time
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from tests.helpers.token_watch import TokenWatch
 from tests.helpers.wait import eventually
 from tests.integration.ha.conftest import (
     LEASE,
@@ -130,22 +130,8 @@ def test_handover_on_sigterm_then_kill_no_lapse_no_double_refresh(env_factory: A
     env.larkapp("app", APP)
     eventually(lambda: env.token("app"), 30, what="first token")
 
-    seen: list[str] = []
-    bad: list[str] = []
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.is_set():
-            tok = env.token("app")
-            valid = {t["token"] for t in env.emu.tokens(APP)["tokens"] if t["valid"]}
-            if tok not in valid:
-                bad.append(f"{time.monotonic():.1f}: expired or unknown token served")
-            if tok and (not seen or seen[-1] != tok):
-                seen.append(tok)
-            time.sleep(0.1)
-
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
+    watch = TokenWatch(env, "app", APP).start()
+    seen, bad = watch.seen, watch.bad
     try:
         # 1. Graceful: SIGTERM the leader; it stops acting, then releases the Lease.
         sent = signal_group(a, SIGTERM)
@@ -168,8 +154,7 @@ def test_handover_on_sigterm_then_kill_no_lapse_no_double_refresh(env_factory: A
         eventually(lambda: len(seen) > n, 30, interval=0.2, what="a refresh by c")
         time.sleep(1)
     finally:
-        stop.set()
-        t.join(5)
+        watch.stop()
     print(
         f"\ntakeover after SIGTERM: {sigterm_takeover:.1f}s, after kill -9: {kill_takeover:.1f}s"
         f" (lease duration {LEASE_DURATION:.0f}s); tokens seen: {len(seen)}"

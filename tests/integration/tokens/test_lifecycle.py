@@ -5,12 +5,12 @@ operator restarts, cleaned up per deletionPolicy."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from typing import Any
 
 import pytest
 
+from tests.helpers.token_watch import TokenWatch
 from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.integration
@@ -75,29 +75,10 @@ def test_renewed_before_expiry_for_three_cycles_with_no_expired_read(env_factory
     env.larkapp("app", APP)
     eventually(lambda: env.token("app"), 30, what="first token")
 
-    seen: list[str] = []
-    bad: list[str] = []
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.is_set():
-            tok = env.token("app")
-            valid = {t["token"] for t in env.emu.tokens(APP)["tokens"] if t["valid"]}
-            if tok not in valid:
-                bad.append("expired or unknown token served")
-            if tok and (not seen or seen[-1] != tok):
-                seen.append(tok)
-            time.sleep(0.1)
-
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
-    try:
-        eventually(lambda: len(seen) >= 4, 75, interval=1, what="three renewals")
-    finally:
-        stop.set()
-        t.join(5)
-    assert not bad, bad[:3]
-    assert len(set(seen)) == len(seen), "a renewal must bring a new token"
+    with TokenWatch(env, "app", APP) as watch:
+        eventually(lambda: len(watch.seen) >= 4, 75, interval=1, what="three renewals")
+    assert not watch.bad, watch.bad[:3]
+    assert len(set(watch.seen)) == len(watch.seen), "a renewal must bring a new token"
     cond = env.kube.condition(env.ns, "app", "TokenReady")
     assert cond and cond["status"] == "True" and cond["reason"] == "Refreshed"
 
