@@ -276,7 +276,11 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
         result["create_seconds"] = round(time.time() - t0, 1)
         log(f"created {n} LarkApps in {result['create_seconds']}s")
         deadline = time.time() + args.ready_timeout
-        while len(watcher.ready) < n and time.time() < deadline and op.alive():
+        while (
+            sum(1 for k in created if k in watcher.ready) < n
+            and time.time() < deadline
+            and op.alive()
+        ):
             time.sleep(1)
         lat = [watcher.ready[k] - created[k] for k in created if k in watcher.ready]
         result.update(
