@@ -27,6 +27,14 @@ def examples(default: int, *, per: int = 1) -> int:
     return max(default, LONG // per)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A long run takes longer than pytest-timeout's 300 s per test: lift it there."""
+    if LONG:
+        for item in items:
+            if "tests/fuzz/" in str(item.fspath):
+                item.add_marker(pytest.mark.timeout(0))
+
+
 FUZZ = settings(
     deadline=None,
     suppress_health_check=[
