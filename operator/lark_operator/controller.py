@@ -106,6 +106,7 @@ class AppState:
     dirty: bool = False
     sched_seq: int = 0
     token_secret_rv: str | None = None
+    token_lifetime: float | None = None  # of the last token obtained (expire as returned)
     token_secret: dict[str, Any] | None = None  # as last written/read (for write-only updates)
     write_failed: bool = False  # the last reconcile could not write what it should
     refresh_request: str | None = None  # refresh annotation value being handled
@@ -554,9 +555,15 @@ class Controller:
         app.secret_hash = _hash(secret)
         # Only a token fresher than the one this app is renewing may come from the shared
         # cache (another LarkApp of the same app may have renewed it a moment ago).
-        min_valid = spec.refresh.renew_before_seconds * (1 + spec.refresh.jitter) + 5
+        min_valid = (
+            policy.max_lead(
+                spec.refresh.renew_before_seconds, spec.refresh.jitter, app.token_lifetime
+            )
+            + 5
+        )
         values: dict[str, str] = {}
         expires: dict[str, float] = {}
+        lifetime: float | None = None
         try:
             for token_type in _token_types(spec):
                 tok = await self.client.get_token(
@@ -569,6 +576,7 @@ class Controller:
                     request_id=_current_request_id(),
                 )
                 values[token_type], expires[token_type] = tok.value, tok.expires_at
+                lifetime = tok.expires_at - tok.obtained_at
         except OpenPlatformError as e:
             await self._upstream_failed(app, spec, base_url, secret, e)
             return
@@ -600,7 +608,7 @@ class Controller:
             if app.held is not None:
                 app.refreshed_before = True
             app.refreshed_at = now
-        app.held = new
+        app.held, app.token_lifetime = new, lifetime
         app.last_error, app.failures = None, 0
         app.next_refresh_at = max(
             policy.next_refresh_at(
@@ -608,6 +616,7 @@ class Controller:
                 spec.refresh.renew_before_seconds,
                 spec.refresh.jitter,
                 self.rng,
+                lifetime,
             ),
             now + self.settings.retry_base,  # a platform handing back the same token early
         )

@@ -167,3 +167,13 @@ async def test_hundred_unchanged_probe_results_write_status_once(world: Any) -> 
         clock.now += 2
         await ctl._on_probe_result((NS, NAME), _Result(False, "Unreachable", 0, clock.now))
     assert len(kube.status_patches) == base + 3
+
+
+async def test_token_shorter_than_renew_before_is_not_refreshed_in_a_hot_loop(world: Any) -> None:
+    ctl, _kube, client, clock = world
+    client.ttl = 150.0  # renewBefore is 10m
+    start = clock.now
+    while clock.now - start < 600:
+        await _step(ctl)
+        clock.now = max(clock.now + 0.001, ctl.apps[(NS, NAME)].next_refresh_at)
+    assert client.calls <= 9, client.calls  # one per ~75 s, not one per 5 s

@@ -12,14 +12,25 @@ from collections.abc import Callable
 from lark_operator.openplatform import ErrorKind, backoff_delay
 
 
+def max_lead(renew_before: float, jitter: float, lifetime: float | None = None) -> float:
+    """The longest a refresh may come before expiry. Clamped to 29m, so that it falls in
+    the platform's 30-minute re-issue window (earlier, the platform hands back the same
+    token), and to half the token's lifetime, so that a token shorter-lived than
+    renewBefore (an odd platform, or a scaled emulator) is not refreshed in a hot loop."""
+    lead = min(renew_before * (1.0 + jitter), 29 * 60.0)
+    return min(lead, lifetime / 2) if lifetime else lead
+
+
 def next_refresh_at(
-    expires_at: float, renew_before: float, jitter: float, rng: Callable[[], float] = random.random
+    expires_at: float,
+    renew_before: float,
+    jitter: float,
+    rng: Callable[[], float] = random.random,
+    lifetime: float | None = None,
 ) -> float:
     """Renew `renew_before` (plus up to `jitter` of it, at random) ahead of expiry, so that
-    many apps do not renew in lockstep. The lead is clamped to 29m so that the refresh
-    always falls inside the platform's 30-minute re-issue window (earlier, the platform
-    would hand back the same token)."""
-    lead = min(renew_before * (1.0 + jitter * rng()), 29 * 60.0)
+    many apps do not renew in lockstep; within `max_lead`."""
+    lead = min(renew_before * (1.0 + jitter * rng()), max_lead(renew_before, jitter, lifetime))
     return expires_at - lead
 
 

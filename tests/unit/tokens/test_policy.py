@@ -58,3 +58,8 @@ def test_rate_limit_respects_reset_even_near_expiry() -> None:
         **KW,
     )
     assert d == 45
+
+
+def test_short_lived_token_is_not_refreshed_in_a_loop() -> None:
+    # renewBefore 10m but the platform gave a 150 s token: renew at half its life.
+    assert next_refresh_at(10_000, 600, 0.1, lambda: 0.5, lifetime=150) == 10_000 - 75
