@@ -109,6 +109,7 @@ class AppState:
     token_lifetime: float | None = None  # of the last token obtained (expire as returned)
     token_secret: dict[str, Any] | None = None  # as last written/read (for write-only updates)
     write_failed: bool = False  # the last reconcile could not write what it should
+    removed: bool = False  # the LarkApp is gone: write nothing more for it
     refresh_request: str | None = None  # refresh annotation value being handled
     refresh_request_done: str | None = None
     probe_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -222,6 +223,14 @@ class Controller:
         meta = body.get("metadata") or {}
         key = (meta["namespace"], meta["name"])
         app = self.apps.pop(key, None)
+        if app is not None:
+            # A reconcile still running must not write the token Secret back after it is
+            # deleted below: it stops at its next write, and we wait for it (bounded).
+            app.removed = True
+            for _ in range(200):
+                if not app.running:
+                    break
+                await asyncio.sleep(0.05)
         if self.probes is not None:
             self.probes.unsubscribe(key)
         self._unindex(key)
@@ -243,12 +252,14 @@ class Controller:
                     extra={"namespace": key[0], "larkapp": key[1]},
                 )
                 return
-            await self.kube.delete_secret(key[0], secret_name)
-            log.info(
-                "deleted token Secret %s (deletionPolicy Delete)",
-                secret_name,
-                extra={"namespace": key[0], "larkapp": key[1]},
-            )
+            # Called from the finalizer and again for the DELETED event: the second finds
+            # nothing to delete.
+            if await self.kube.delete_secret(key[0], secret_name):
+                log.info(
+                    "deleted token Secret %s (deletionPolicy Delete)",
+                    secret_name,
+                    extra={"namespace": key[0], "larkapp": key[1]},
+                )
         else:
             # Retain: cut the owner reference, or the garbage collector would take it.
             secret = await self.kube.get_secret(key[0], secret_name)
@@ -664,7 +675,7 @@ class Controller:
         (one write, no read); a conflict or a missing copy falls back to read-compare-write,
         which is also the repair path for a Secret edited or deleted by hand."""
         tokens = tokens or app.held
-        if tokens is None:
+        if tokens is None or app.removed:
             return
         desired = build_token_secret(
             namespace=app.namespace,
@@ -834,6 +845,8 @@ class Controller:
         )
 
     async def _publish(self, app: AppState) -> None:
+        if app.removed:
+            return
         async with app.lock:
             new = build_status(self._observed(app), app.status)
             patch = status_patch(new, app.status)

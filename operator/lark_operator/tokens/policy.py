@@ -15,10 +15,10 @@ from lark_operator.openplatform import ErrorKind, backoff_delay
 def max_lead(renew_before: float, jitter: float, lifetime: float | None = None) -> float:
     """The longest a refresh may come before expiry. Clamped to 29m, so that it falls in
     the platform's 30-minute re-issue window (earlier, the platform hands back the same
-    token), and to half the token's lifetime, so that a token shorter-lived than
+    token), and to 90% of the token's lifetime, so that a token shorter-lived than
     renewBefore (an odd platform, or a scaled emulator) is not refreshed in a hot loop."""
     lead = min(renew_before * (1.0 + jitter), 29 * 60.0)
-    return min(lead, lifetime / 2) if lifetime else lead
+    return min(lead, 0.9 * lifetime) if lifetime else lead
 
 
 def next_refresh_at(

@@ -61,5 +61,5 @@ def test_rate_limit_respects_reset_even_near_expiry() -> None:
 
 
 def test_short_lived_token_is_not_refreshed_in_a_loop() -> None:
-    # renewBefore 10m but the platform gave a 150 s token: renew at half its life.
-    assert next_refresh_at(10_000, 600, 0.1, lambda: 0.5, lifetime=150) == 10_000 - 75
+    # renewBefore 10m but the platform gave a 150 s token: renew 10% into its life.
+    assert next_refresh_at(10_000, 600, 0.1, lambda: 0.5, lifetime=150) == 10_000 - 135

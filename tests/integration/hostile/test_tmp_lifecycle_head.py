@@ -1,0 +1,199 @@
+"""A LarkApp's token, end to end: issued into a Secret, renewed before expiry cycle after
+cycle, shared between LarkApps of one app, repaired when tampered with, kept across
+operator restarts, cleaned up per deletionPolicy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import pytest
+
+from tests.helpers.token_watch import TokenWatch
+from tests.helpers.wait import eventually
+
+pytestmark = pytest.mark.integration
+
+APP, SECRET = "cli_happy01", "s3cret-happy-value"
+
+
+def _ts(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_happy_path_token_in_secret_status_and_events(env_factory: Any) -> None:
+    env = env_factory({APP: SECRET})
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    eventually(lambda: env.ready("app"), 30, what="Ready=True")
+
+    issued = [t for t in env.emu.tokens(APP)["tokens"] if t["type"] == "tenant"]
+    assert len(issued) == 1
+    data = env.kube.secret(env.ns, "app-lark-token")
+    assert data is not None
+    env.secrets.add(data["tenant_access_token"])
+    assert data["tenant_access_token"] == issued[0]["token"]
+    assert data["app_id"] == APP
+    assert abs(_ts(data["expires_at"]) - issued[0]["expires_at"]) <= 1
+
+    obj = env.kube.larkapp(env.ns, "app")
+    status = obj["status"]
+    assert status["phase"] == "Ready"
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    assert abs(_ts(status["token"]["expiresAt"]) - issued[0]["expires_at"]) <= 1
+    assert status["token"]["fingerprint"].startswith("sha256:")
+    assert status["token"]["secretName"] == "app-lark-token"
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert conds["CredentialsValid"]["reason"] == "Valid"
+    assert conds["TokenReady"]["status"] == "True"
+    assert conds["TokenReady"]["reason"] == "Issued"
+
+    secret = env.kube.secret_obj(env.ns, "app-lark-token")
+    assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "lark-operator"
+    assert secret.metadata.labels["larkservice.io/larkapp"] == "app"
+    owner = secret.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.uid) == ("LarkApp", "app", obj["metadata"]["uid"])
+
+    reasons = eventually(
+        lambda: (r := env.kube.event_reasons(env.ns, "app")) and "TokenRefreshed" in r and r, 10
+    )
+    assert "CredentialsValidated" in reasons
+
+    # kopf's own bookkeeping lives under our prefix.
+    annotations = obj["metadata"].get("annotations") or {}
+    assert any(k.startswith("larkservice.io/") for k in annotations)
+    assert not any(k.startswith("kopf.zalando.org/") for k in annotations)
+    assert "larkservice.io/finalizer" in obj["metadata"]["finalizers"]
+
+
+def test_renewed_before_expiry_for_three_cycles_with_no_expired_read(env_factory: Any) -> None:
+    """ttl 70 s, re-issue window 65 s, renewBefore 1m: a refresh every ~10 s. A reader
+    checks the Secret continuously against the emulator's list of valid tokens."""
+    env = env_factory({APP: SECRET}, token_ttl=70, reissue_window=65)
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    eventually(lambda: env.token("app"), 30, what="first token")
+
+    with TokenWatch(env, "app", APP) as watch:
+        eventually(lambda: len(watch.seen) >= 4, 75, interval=1, what="three renewals")
+    assert not watch.bad, watch.bad[:3]
+    assert len(set(watch.seen)) == len(watch.seen), "a renewal must bring a new token"
+    cond = env.kube.condition(env.ns, "app", "TokenReady")
+    assert cond and cond["status"] == "True" and cond["reason"] == "Refreshed"
+
+
+def test_fifty_larkapps_of_one_app_share_one_upstream_call_per_cycle(env_factory: Any) -> None:
+    env = env_factory({APP: SECRET}, token_ttl=100, reissue_window=90)
+    env.app_secret("lark-secret", SECRET)
+    for i in range(50):
+        env.larkapp(f"app-{i:02d}", APP)
+    eventually(
+        lambda: all(env.token(f"app-{i:02d}") for i in range(50)),
+        60,
+        interval=1,
+        what="50 token Secrets",
+    )
+    assert env.emu.token_calls(APP) == 1
+    first = env.token("app-00")
+    # renewBefore 1m of a 100 s token: the next cycle starts ~40 s after issue.
+    eventually(
+        lambda: all(env.token(f"app-{i:02d}") != first for i in range(50)),
+        70,
+        interval=1,
+        what="every app on the renewed token",
+    )
+    assert env.emu.token_calls(APP) == 2
+    assert len({env.token(f"app-{i:02d}") for i in range(50)}) == 1
+
+
+def test_restart_reissues_nothing_still_valid(env_factory: Any) -> None:
+    env = env_factory({APP: SECRET})
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    eventually(lambda: env.ready("app"), 30)
+    before_calls = env.emu.token_calls(APP)
+    before = env.kube.larkapp(env.ns, "app")
+    env.op.stop()
+    op = env.start_operator()
+    # Give the new operator time to see the object and (wrongly) refresh it.
+    eventually(lambda: '"resumed: token in Secret still valid' in op.logs(), 20)
+    time.sleep(2)
+    assert env.emu.token_calls(APP) == before_calls
+    after = env.kube.larkapp(env.ns, "app")
+    assert after["status"]["token"] == before["status"]["token"]
+
+
+def test_secret_deleted_or_edited_is_restored(env_factory: Any) -> None:
+    env = env_factory({APP: SECRET})
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    good = eventually(lambda: env.token("app"), 30)
+    calls = env.emu.token_calls(APP)
+
+    env.kube.delete_secret(env.ns, "app-lark-token")
+    eventually(lambda: env.token("app") == good, 10, what="Secret recreated")
+
+    env.kube.put_secret(
+        env.ns,
+        "app-lark-token",
+        {"tenant_access_token": "tampered", "app_id": APP, "expires_at": "x"},
+    )
+    eventually(lambda: env.token("app") == good, 10, what="Secret data repaired")
+    assert env.emu.token_calls(APP) == calls, "repair must not call the Open Platform"
+
+
+@pytest.mark.parametrize("policy", ["Delete", "Retain"])
+def test_deletion_policy(env_factory: Any, policy: str) -> None:
+    env = env_factory({APP: SECRET})
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP, target={"deletionPolicy": policy})
+    eventually(lambda: env.token("app"), 30)
+    env.kube.delete_larkapp(env.ns, "app")
+
+    def gone() -> bool:
+        try:
+            env.kube.larkapp(env.ns, "app")
+            return False
+        except Exception:
+            return True
+
+    eventually(gone, 20, what="LarkApp deleted (finalizer removed)")
+    secret = env.kube.secret_obj(env.ns, "app-lark-token")
+    if policy == "Delete":
+        assert secret is None
+    else:
+        assert secret is not None
+        assert not secret.metadata.owner_references
+
+
+def test_forced_refresh_by_annotation(env_factory: Any) -> None:
+    env = env_factory({APP: SECRET})
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    eventually(lambda: env.ready("app"), 30)
+    calls = env.emu.token_calls(APP)
+    env.kube.patch_larkapp(
+        env.ns,
+        "app",
+        {
+            "metadata": {
+                "annotations": {"larkservice.io/refresh-requested-at": "2026-11-22T10:00:00Z"}
+            }
+        },
+    )
+    eventually(lambda: env.emu.token_calls(APP) == calls + 1, 15, what="forced refresh")
+
+
+def test_suspend_stops_upstream_calls(env_factory: Any) -> None:
+    env = env_factory({APP: SECRET}, token_ttl=70, reissue_window=65)
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    eventually(lambda: env.ready("app"), 30)
+    env.kube.patch_larkapp(env.ns, "app", {"spec": {"suspend": True}})
+    eventually(lambda: env.kube.larkapp(env.ns, "app")["status"]["phase"] == "Suspended", 15)
+    calls = env.emu.token_calls(APP)
+    time.sleep(12)  # past the ~10 s refresh point of a 70 s token
+    assert env.emu.token_calls(APP) == calls
+    token = env.token("app")
+    assert token, "suspend keeps what exists"
