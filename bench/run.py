@@ -244,6 +244,7 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
                     "appId": "cli_bench00000",
                     "appSecretRef": {"name": "app-00000"},
                     "domain": emu.url,
+                    "refresh": {"renewBefore": "1m", "jitter": 0.1},  # like the others
                 },
             },
         )
