@@ -18,6 +18,7 @@ import itertools
 import logging
 import random
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class AppState:
     generation: int = 0
     spec: LarkAppSpec | None = None
     spec_error: str | None = None
+    raw_spec: dict[str, Any] = field(default_factory=dict)  # as last seen, to spot changes
     status: dict[str, Any] = field(default_factory=dict)  # as last written
     held: HeldTokens | None = None
     refreshed_at: float | None = None
@@ -190,6 +192,7 @@ class Controller:
         meta = body.get("metadata") or {}
         key = (meta["namespace"], meta["name"])
         app = self.apps.get(key)
+        new = app is None
         if app is None:
             app = AppState(namespace=key[0], name=key[1])
             app.status = dict(body.get("status") or {})
@@ -197,27 +200,34 @@ class Controller:
             self.apps[key] = app
             app.counted_phase = metrics.count_phase(None, app.status.get("phase") or "Pending")
         app.uid = meta.get("uid")
-        app.generation = int(meta.get("generation") or 0)
-        old_spec = app.spec
-        try:
-            app.spec, app.spec_error = LarkAppSpec.parse(body.get("spec")), None
-        except ValidationError as e:
-            app.spec, app.spec_error = None, _validation_summary(e)
-        if app.spec != old_spec:
-            app.probes_dirty = True
-            if (
-                old_spec is not None
-                and app.spec is not None
-                and _token_inputs(old_spec) != _token_inputs(app.spec)
-            ):
-                app.force = True  # a new app/secret/domain/token set: fetch for it now
-        if refresh_request is not None:
-            if refresh_request == app.refresh_request:
-                return  # already queued; this event is our own or a repeat
+        # kopf calls this for every event, the operator's own status writes included: only
+        # a new object, a new spec or a refresh request is work.
+        generation = int(meta.get("generation") or 0)
+        raw_spec = dict(body.get("spec") or {})
+        changed = new or generation != app.generation or raw_spec != app.raw_spec
+        app.generation, app.raw_spec = generation, raw_spec
+        if changed:
+            old_spec = app.spec
+            try:
+                app.spec, app.spec_error = LarkAppSpec.parse(body.get("spec")), None
+            except ValidationError as e:
+                app.spec, app.spec_error = None, _validation_summary(e)
+            if app.spec != old_spec:
+                app.probes_dirty = True
+                if (
+                    old_spec is not None
+                    and app.spec is not None
+                    and _token_inputs(old_spec) != _token_inputs(app.spec)
+                ):
+                    app.force = True  # a new app/secret/domain/token set: fetch for it now
+            self._index(app)
+        if refresh_request is not None and refresh_request != app.refresh_request:
             app.refresh_request = refresh_request
-        app.force = app.force or force_refresh
-        self._index(app)
-        self.kick(key)
+            app.force = changed = True
+        elif force_refresh and refresh_request is None:
+            app.force = changed = True
+        if changed:
+            self.kick(key)
 
     async def remove(self, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -372,7 +382,7 @@ class Controller:
                 raise
             except Exception as e:
                 metrics.RECONCILES.labels("error").inc()
-                log.error("reconcile failed: %s: %s", type(e).__name__, _safe(e))
+                log.error("reconcile failed in %s: %s: %s", _where(e), type(e).__name__, _safe(e))
                 self._schedule_at(app.key, self.clock() + self.settings.retry_base)
 
     # --- reconcile ------------------------------------------------------------------------
@@ -395,14 +405,18 @@ class Controller:
         now = self.clock()
         due = (
             app.force
-            or app.held is None
             or app.next_refresh_at is None
             or now >= app.next_refresh_at
+            # no token and no failure streak (e.g. its Secret vanished while we were down)
+            or (app.held is None and app.failures == 0)
         )
         if app.check_credentials and not due:
-            # The app's Secret changed: refresh only if the secret itself did.
-            secret = await self._read_app_secret(app, spec)
-            due = secret is None or _hash(secret) != app.secret_hash
+            # The app's Secret changed: retry at once (skipping any backoff) if the value
+            # did, or if it is gone/unreadable now.
+            ref = spec.app_secret_ref
+            raw = await self._get_secret(app.namespace, ref.name)
+            value = _decode(((raw or {}).get("data") or {}).get(ref.key))
+            due = not isinstance(value, str) or _hash(value) != app.secret_hash
         app.check_credentials = False
         if due:
             await self._refresh(app, spec)
@@ -884,10 +898,14 @@ class Controller:
 
     # --- indexes ------------------------------------------------------------------------------
     def _index(self, app: AppState) -> None:
-        self._unindex(app.key)
         if app.spec is None:
+            self._unindex(app.key)
             return
         refs = {(app.namespace, n) for n in app.spec.referenced_secrets()}
+        token_ref = (app.namespace, app.spec.token_secret_name(app.name))
+        if self._indexed.get(app.key) == (refs, token_ref):
+            return  # unchanged: keep the cached Secrets
+        self._unindex(app.key)
         for ref in refs:
             self._refs.setdefault(ref, set()).add(app.key)
         token_ref = (app.namespace, app.spec.token_secret_name(app.name))
@@ -979,6 +997,12 @@ def _merge_secret(
 
 class SecretClaimed(Exception):
     """The token Secret holds another LarkApp's token (or another controller's data)."""
+
+
+def _where(e: BaseException) -> str:
+    """The operator's own innermost frames of a traceback: functions and lines, no values."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if "lark_operator" in f.filename]
+    return " < ".join(f"{f.name}:{f.lineno}" for f in reversed(frames[-3:])) or "?"
 
 
 def _safe(e: BaseException) -> str:
