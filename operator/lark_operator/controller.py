@@ -374,7 +374,8 @@ class Controller:
         with log_context(request_id=rid, namespace=app.namespace, name=app.name, app_id=app_id):
             try:
                 app.write_failed = False
-                await self._reconcile(app)
+                with metrics.RECONCILE_DURATION.time():
+                    await self._reconcile(app)
                 # A write the API server refused is reported in status, and is a failed
                 # reconcile all the same.
                 metrics.RECONCILES.labels("error" if app.write_failed else "ok").inc()
@@ -442,11 +443,11 @@ class Controller:
         """After a restart: take the tokens already in the token Secret when they match
         what status recorded, so nothing still valid is fetched again."""
         app.adopted = True
-        if app.spec is None:
-            return
+        recorded = (app.status.get("token") or {}).get("fingerprint")
+        if app.spec is None or recorded is None:
+            return  # a new LarkApp (nothing recorded, nothing to adopt): no read
         secret = await self.kube.get_secret(app.namespace, app.spec.token_secret_name(app.name))
         held = read_token_secret(secret)
-        recorded = (app.status.get("token") or {}).get("fingerprint")
         if held is None or recorded != held.fingerprint():
             return
         # What the Secret serves, even when it expired while the operator was down: the
@@ -482,7 +483,7 @@ class Controller:
         if cred.get("reason") and cred.get("reason") != "Pending":
             app.credentials = Credentials(cred["reason"], cred.get("message", ""))
         app.failures = int(app.status.get("consecutiveFailures") or 0)
-        metrics.CONSECUTIVE_FAILURES.labels(app.namespace, app.name).set(app.failures)
+        metrics.set_consecutive_failures(app.namespace, app.name, app.failures)
         err = app.status.get("lastError")
         if err and app.failures:
             app.last_error = ErrorFacts(
@@ -553,7 +554,7 @@ class Controller:
         )
         app.next_refresh_at = now + delay
         metrics.TOKEN_REFRESHES.labels("failure").inc()
-        metrics.CONSECUTIVE_FAILURES.labels(app.namespace, app.name).set(app.failures)
+        metrics.set_consecutive_failures(app.namespace, app.name, app.failures)
         log.warning(
             "refresh failed (%s), attempt %d, next try in %.1fs: %s",
             err.reason,
@@ -646,7 +647,7 @@ class Controller:
             now + self.settings.retry_base,  # a platform handing back the same token early
         )
         metrics.TOKEN_REFRESHES.labels("success" if changed else "unchanged").inc()
-        metrics.CONSECUTIVE_FAILURES.labels(app.namespace, app.name).set(0)
+        metrics.set_consecutive_failures(app.namespace, app.name, 0)
         metrics.set_token_expiry(app.namespace, app.name, expires)
         if changed:
             log.info(
@@ -819,7 +820,7 @@ class Controller:
         if app is None or app.spec is None or app.spec.suspend:
             return
         dep = dependency or result.dependency
-        metrics.PROBE_UP.labels(app.namespace, app.name, dep).set(1 if result.healthy else 0)
+        metrics.set_probe_up(app.namespace, app.name, dep, result.healthy)
         last = app.probe_entries.get(dep)
         now = self.clock()
         stale = now - app.probe_written_at.get(dep, 0.0) >= self.settings.probe_status_every

@@ -40,7 +40,11 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
-    settings.batching.worker_limit = 200
+    # No cap on per-object workers: with a cap of N, a burst of creations is served N at a
+    # time, each batch waiting for idle workers to time out (200 capped a burst of 1,000 at
+    # ~40 objects/s). A worker is a small task that exits after idle_timeout.
+    settings.batching.worker_limit = None
+    settings.batching.idle_timeout = 2.0
     settings.batching.batch_window = 0.05
     await runtime().start(settings)
 

@@ -28,7 +28,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from lark_operator import GROUP, PLURAL, VERSION
+from lark_operator import GROUP, PLURAL, VERSION, metrics
 
 log = logging.getLogger("lark_operator.kube")
 
@@ -170,10 +170,12 @@ class KubeClient:
         if accept:
             headers["Accept"] = accept
         data = json.dumps(body) if body is not None else None
+        started = time.monotonic()
         async with http.request(
             method, url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as resp:
             raw = await resp.read()
+            metrics.KUBE_REQUEST_DURATION.labels(method).observe(time.monotonic() - started)
             if resp.status >= 400:
                 raise _error(resp.status, raw)
             return json.loads(raw) if raw else None

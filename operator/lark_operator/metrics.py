@@ -137,6 +137,19 @@ MANAGED_APPS = Gauge(
     ["phase"],
     registry=REGISTRY,
 )
+RECONCILE_DURATION = Histogram(
+    "lark_service_reconcile_duration_seconds",
+    "Time one reconcile of a LarkApp took (refresh, Secret and status writes, Events).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+KUBE_REQUEST_DURATION = Histogram(
+    "lark_service_kube_request_duration_seconds",
+    "Latency of the operator's own requests to the Kubernetes API, by HTTP verb.",
+    ["verb"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
 SCHEDULER_LAG = Gauge(
     "lark_service_scheduler_lag_seconds",
     "How late the last due refresh was started, compared to its due time.",
@@ -171,9 +184,31 @@ TOKEN_TYPES = ("tenant", "app")
 CONDITION_STATUSES = ("True", "False", "Unknown")
 
 
+# The series of each LarkApp, so that deleting one drops them without scanning every series
+# of every LarkApp (deleting 5,000 LarkApps would otherwise be quadratic).
+_APP_SERIES: dict[tuple[str, str], set[tuple[Any, tuple[str, ...]]]] = {}
+
+
+def _set(metric: Any, labels: tuple[str, ...], value: float) -> None:
+    """Set a per-LarkApp series (labels start with namespace, name)."""
+    metric.labels(*labels).set(value)
+    _APP_SERIES.setdefault((labels[0], labels[1]), set()).add((metric, labels))
+
+
 def _remove(metric: Any, *labels: str) -> None:
     with contextlib.suppress(KeyError):
         metric.remove(*labels)
+    series = _APP_SERIES.get((labels[0], labels[1]))
+    if series is not None:
+        series.discard((metric, labels))
+
+
+def set_consecutive_failures(namespace: str, name: str, failures: int) -> None:
+    _set(CONSECUTIVE_FAILURES, (namespace, name), failures)
+
+
+def set_probe_up(namespace: str, name: str, dependency: str, up: bool) -> None:
+    _set(PROBE_UP, (namespace, name, dependency), 1 if up else 0)
 
 
 def set_token_expiry(namespace: str, name: str, expires_at: Mapping[str, float]) -> None:
@@ -181,7 +216,7 @@ def set_token_expiry(namespace: str, name: str, expires_at: Mapping[str, float])
     (or an alert would count down to a token nobody renews any more)."""
     for token_type in TOKEN_TYPES:
         if token_type in expires_at:
-            TOKEN_EXPIRY.labels(namespace, name, token_type).set(expires_at[token_type])
+            _set(TOKEN_EXPIRY, (namespace, name, token_type), expires_at[token_type])
         else:
             _remove(TOKEN_EXPIRY, namespace, name, token_type)
 
@@ -206,9 +241,9 @@ def export_conditions(
             _remove(CONDITION_REASON, namespace, name, ctype, str(reason))
     for ctype, c in current.items():
         for s in CONDITION_STATUSES:
-            CONDITION.labels(namespace, name, ctype, s).set(1 if c.get("status") == s else 0)
+            _set(CONDITION, (namespace, name, ctype, s), 1 if c.get("status") == s else 0)
         if c.get("reason"):
-            CONDITION_REASON.labels(namespace, name, ctype, str(c["reason"])).set(1)
+            _set(CONDITION_REASON, (namespace, name, ctype, str(c["reason"])), 1)
 
 
 def count_phase(counted: str | None, phase: str | None) -> str | None:
@@ -230,9 +265,6 @@ def forget_probes(namespace: str, name: str, dependency: str | None = None) -> N
 
 def forget_larkapp(namespace: str, name: str) -> None:
     """Drop every per-LarkApp series when the object is deleted (bounded cardinality)."""
-    for metric in (TOKEN_EXPIRY, CONSECUTIVE_FAILURES, PROBE_UP, CONDITION, CONDITION_REASON):
-        for labels in list(metric._metrics):
-            names = metric._labelnames
-            values = dict(zip(names, labels, strict=True))
-            if values.get("namespace") == namespace and values.get("name") == name:
-                metric.remove(*labels)
+    for metric, labels in _APP_SERIES.pop((namespace, name), set()):
+        with contextlib.suppress(KeyError):
+            metric.remove(*labels)

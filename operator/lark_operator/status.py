@@ -333,7 +333,18 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
         return a is None or (a.get("status"), a.get("reason")) != (b.get("status"), b.get("reason"))
 
     cred = after.get("CredentialsValid")
-    if cred and changed("CredentialsValid"):
+    tok = after.get("TokenReady")
+    # A new LarkApp's first token (Pending -> Valid and Issued at once) is one Event, not
+    # two: a burst of a thousand creations then costs a thousand Event writes, not 2,000.
+    first = (
+        cred is not None
+        and cred["status"] == "True"
+        and before.get("CredentialsValid", {}).get("reason") in (None, "Pending")
+        and tok is not None
+        and tok["reason"] == "Issued"
+        and changed("TokenReady")
+    )
+    if cred and changed("CredentialsValid") and not first:
         if cred["status"] == "True":
             events.append(
                 EventSpec(
@@ -360,7 +371,6 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
 
     # Token events follow the TokenReady condition: a routine renewal (Refreshed ->
     # Refreshed) shows in status.token and metrics, not as one more Event per cycle.
-    tok = after.get("TokenReady")
     if tok and changed("TokenReady"):
         if tok["reason"] == "Expired":
             events.append(
@@ -378,8 +388,9 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
                 EventSpec(
                     "Normal",
                     "TokenRefreshed",
-                    f"Token {t.get('fingerprint')} in Secret {t.get('secretName')}, valid until "
-                    f"{t.get('expiresAt')}.",
+                    ("Credentials accepted by the Open Platform. " if first else "")
+                    + f"Token {t.get('fingerprint')} in Secret {t.get('secretName')}, valid "
+                    f"until {t.get('expiresAt')}.",
                 )
             )
 

@@ -121,6 +121,9 @@ class Kube:
             for e in sorted(self.events(ns, name), key=lambda e: e.metadata.creation_timestamp)
         ]
 
+    def event_messages(self, ns: str, name: str) -> list[str]:
+        return [e.message for e in self.events(ns, name)]
+
 
 def write_kubeconfig_copy(src: str, dst: Path) -> str:
     dst.write_text(Path(src).read_text())

@@ -101,3 +101,14 @@ def test_transitions_emit_events_once() -> None:
 
 def test_patch_nulls_removed_keys() -> None:
     assert status_patch({"a": 1}, {"a": 1, "lastError": {"x": 1}}) == {"a": 1, "lastError": None}
+
+
+def test_first_token_of_a_new_larkapp_is_one_event() -> None:
+    pending = build_status(Observed(1, NOW), None)
+    good = build_status(
+        Observed(1, NOW, credentials=Credentials("Valid", "ok"), token=TOKEN), pending
+    )
+    for old in (None, pending):
+        evs = transitions(old, good)
+        assert [e.reason for e in evs] == ["TokenRefreshed"]
+        assert evs[0].message.startswith("Credentials accepted by the Open Platform. Token ")

@@ -143,8 +143,7 @@ def test_describe_shows_conditions_token_and_events(cli: Cli, apps: Env) -> None
     assert re.search(r"Expires At:\s+\S+Z \(in 1h5\dm|2h\)", good)
     assert "Next Refresh At:" in good
     events = good.split("Events (oldest first):")[1]
-    # Oldest first: the token was refreshed before or with the credentials event.
-    assert "TokenRefreshed" in events and "CredentialsValidated" in events
+    assert "TokenRefreshed" in events and "Credentials accepted by the Open Platform" in events
 
     missing = cli.kubectl("lark", "describe", "nope", "-n", apps.ns)
     assert missing.returncode == 2
