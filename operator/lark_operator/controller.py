@@ -27,7 +27,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from lark_operator import (
-    KIND,
     LARKAPP_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -57,10 +56,9 @@ from lark_operator.tokens.secret import (
     HeldTokens,
     build_token_secret,
     claimed_by,
-    drift,
-    foreign_controller,
     read_token_secret,
 )
+from lark_operator.tokens.store import SecretClaimed, TokenSecretStore
 
 log = logging.getLogger("lark_operator.controller")
 
@@ -139,6 +137,7 @@ class Controller:
         rng: Callable[[], float] = random.random,
     ):
         self.kube, self.client, self.settings, self.probes = kube, client, settings, probes
+        self.token_store = TokenSecretStore(kube)
         self.clock, self.rng = clock, rng
         self.apps: dict[Key, AppState] = {}
         self._heap: list[tuple[float, int, Key]] = []
@@ -685,10 +684,6 @@ class Controller:
         verify: bool = True,
         tokens: HeldTokens | None = None,
     ) -> None:
-        """Make the token Secret hold what it should. After a refresh (`verify=False`) the
-        write goes straight out on top of the copy last written, with its resourceVersion
-        (one write, no read); a conflict or a missing copy falls back to read-compare-write,
-        which is also the repair path for a Secret edited or deleted by hand."""
         tokens = tokens or app.held
         if tokens is None or app.removed:
             return
@@ -699,69 +694,21 @@ class Controller:
             spec=spec,
             tokens=tokens,
         )
-        name = desired["metadata"]["name"]
-        if not verify:
-            try:
-                if app.token_secret is None:
-                    written = await self.kube.create_secret(app.namespace, desired)
-                else:
-                    merged = _merge_secret(app.token_secret, desired, app.uid)
-                    written = await self.kube.replace_secret(app.namespace, name, merged)
-                self._remember_token_secret(app, written)
-                return
-            except KubeError as e:
-                if e.status not in (404, 409):
-                    raise
-        for _ in range(3):
-            actual = await self.kube.get_secret(app.namespace, name)
-            holder = await self._held_elsewhere(app, name, actual)
-            if holder is not None:
-                raise SecretClaimed(
-                    f"it holds the token of {holder}, and two LarkApps cannot share one "
-                    "token Secret: give this one its own spec.target.secretName"
-                )
-            diff = drift(actual, desired)
-            if not diff:
-                self._remember_token_secret(app, actual)
-                return
-            try:
-                if actual is None:
-                    written = await self.kube.create_secret(app.namespace, desired)
-                else:
-                    merged = _merge_secret(actual, desired, app.uid)
-                    written = await self.kube.replace_secret(app.namespace, name, merged)
-            except KubeError as e:
-                if e.status == 409:
-                    continue  # raced with someone; read again
-                raise
+        written = await self.token_store.write(
+            desired, app.uid, blind=not verify, last_written=app.token_secret
+        )
+        if written is not None:
             self._remember_token_secret(app, written)
-            log.info("restored token Secret %s (%s)", name, ", ".join(diff))
-            return
-
-    async def _held_elsewhere(
-        self, app: AppState, name: str, actual: Mapping[str, Any] | None
-    ) -> str | None:
-        """Who else holds the token Secret `name` (None: nobody, or a LarkApp that is gone,
-        being deleted or now writing elsewhere: the Secret is free to take over)."""
-        foreign = foreign_controller(actual)
-        if foreign is not None:
-            return foreign
-        other = claimed_by(actual)
-        if other is None or other == app.name:
-            return None
-        body = await self.kube.get_larkapp(app.namespace, other)
-        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-            return None
-        try:
-            if LarkAppSpec.parse(body.get("spec")).token_secret_name(other) != name:
-                return None
-        except ValidationError:
-            pass
-        return f"LarkApp {other!r}"
 
     @staticmethod
     def _remember_token_secret(app: AppState, secret: Mapping[str, Any] | None) -> None:
-        app.token_secret = dict(secret) if secret else None
+        # Without managedFields (a third of a Secret's JSON): a PUT that carries none keeps
+        # the server's, and 5,000 copies of it add up.
+        if secret:
+            meta = {k: v for k, v in (secret.get("metadata") or {}).items() if k != "managedFields"}
+            app.token_secret = {**secret, "metadata": meta}
+        else:
+            app.token_secret = None
         app.token_secret_rv = (secret or {}).get("metadata", {}).get("resourceVersion")
 
     # --- probes ---------------------------------------------------------------------------
@@ -965,39 +912,6 @@ def _decode(raw: Any) -> str | None:
         return base64.b64decode(raw).decode().strip() or None
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-
-
-def _merge_secret(
-    actual: Mapping[str, Any], desired: Mapping[str, Any], uid: str | None = None
-) -> dict[str, Any]:
-    """Desired content on top of what is there: keep others' extra labels/annotations and
-    the resourceVersion (optimistic concurrency). Another LarkApp's owner reference is
-    dropped: a live one was refused before writing (SecretClaimed), so it is stale, and
-    kept it would take the Secret with it to the garbage collector."""
-    meta = dict(actual.get("metadata") or {})
-    d_meta = desired["metadata"]
-    meta["labels"] = {**(meta.get("labels") or {}), **d_meta["labels"]}
-    meta["annotations"] = {**(meta.get("annotations") or {}), **d_meta["annotations"]}
-    mine = d_meta.get("ownerReferences") or []
-    keep = [
-        o
-        for o in meta.get("ownerReferences") or []
-        if o.get("uid") not in {m["uid"] for m in mine}
-        and (o.get("kind") != KIND or o.get("uid") == uid)
-    ]
-    if keep or mine:
-        meta["ownerReferences"] = [*keep, *mine]
-    else:
-        meta.pop("ownerReferences", None)
-    data = {**(actual.get("data") or {}), **desired["data"]}
-    for stale in ("tenant_access_token", "app_access_token"):
-        if stale not in desired["data"]:
-            data.pop(stale, None)
-    return {**desired, "metadata": meta, "data": data}
-
-
-class SecretClaimed(Exception):
-    """The token Secret holds another LarkApp's token (or another controller's data)."""
 
 
 def _where(e: BaseException) -> str:

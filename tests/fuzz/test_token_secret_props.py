@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lark_operator import KIND
-from lark_operator.controller import _binary_size, _decode, _merge_secret
+from lark_operator.controller import _binary_size, _decode
 from lark_operator.models import LarkAppSpec
 from lark_operator.tokens.secret import (
     FULL_NAME_ANNOTATION,
@@ -22,6 +22,7 @@ from lark_operator.tokens.secret import (
     drift,
     foreign_controller,
     label_value,
+    merge_secret,
     read_token_secret,
 )
 from tests.fuzz.conftest import fuzz
@@ -114,7 +115,7 @@ def test_built_secret_is_claimed_by_its_larkapp_and_merges_cleanly(
         "metadata": {"name": meta["name"], "ownerReferences": actual_refs, "labels": labels},
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in extra_data.items()},
     }
-    merged = _merge_secret(actual, desired, "uid-me")
+    merged = merge_secret(actual, desired, "uid-me")
     assert drift(merged, desired) == []
     refs = merged["metadata"].get("ownerReferences") or []
     mine = [r for r in refs if r["uid"] == "uid-me"]

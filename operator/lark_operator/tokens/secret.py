@@ -172,3 +172,32 @@ def read_token_secret(secret: Mapping[str, Any] | None) -> HeldTokens | None:
     if not values:
         return None
     return HeldTokens(values, expires)
+
+
+def merge_secret(
+    actual: Mapping[str, Any], desired: Mapping[str, Any], uid: str | None = None
+) -> dict[str, Any]:
+    """Desired content on top of what is there: keep others' extra labels/annotations and
+    the resourceVersion (optimistic concurrency). Another LarkApp's owner reference is
+    dropped: a live one was refused before writing (SecretClaimed), so it is stale, and
+    kept it would take the Secret with it to the garbage collector."""
+    meta = dict(actual.get("metadata") or {})
+    d_meta = desired["metadata"]
+    meta["labels"] = {**(meta.get("labels") or {}), **d_meta["labels"]}
+    meta["annotations"] = {**(meta.get("annotations") or {}), **d_meta["annotations"]}
+    mine = d_meta.get("ownerReferences") or []
+    keep = [
+        o
+        for o in meta.get("ownerReferences") or []
+        if o.get("uid") not in {m["uid"] for m in mine}
+        and (o.get("kind") != KIND or o.get("uid") == uid)
+    ]
+    if keep or mine:
+        meta["ownerReferences"] = [*keep, *mine]
+    else:
+        meta.pop("ownerReferences", None)
+    data = {**(actual.get("data") or {}), **desired["data"]}
+    for stale in ("tenant_access_token", "app_access_token"):
+        if stale not in desired["data"]:
+            data.pop(stale, None)
+    return {**desired, "metadata": meta, "data": data}

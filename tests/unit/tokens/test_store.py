@@ -1,0 +1,134 @@
+"""Writing the token Secret: how many requests each path costs, conflicts, and refusing a
+Secret that is someone else's. (Against the real apiserver: tests/integration/tokens.)"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from lark_operator.kube import KubeError
+from lark_operator.models import LarkAppSpec
+from lark_operator.tokens.secret import HeldTokens, build_token_secret
+from lark_operator.tokens.store import SecretClaimed, TokenSecretStore
+from tests.unit.fakes import FakeKube
+
+SPEC = LarkAppSpec.parse({"appId": "cli_x1", "appSecretRef": {"name": "s"}})
+NAME = "app-lark-token"
+
+
+class Kube(FakeKube):
+    """FakeKube with optimistic concurrency, request counting and LarkApps to look up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+        self.larkapps: dict[str, dict[str, Any]] = {}
+
+    async def get_secret(self, ns: str, name: str) -> dict[str, Any] | None:
+        self.calls.append("GET")
+        return await super().get_secret(ns, name)
+
+    async def create_secret(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("POST")
+        return await super().create_secret(ns, body)
+
+    async def replace_secret(self, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("PUT")
+        live = self.secrets.get((ns, name))
+        if live is None:
+            raise KubeError(404, "not found", "NotFound")
+        if body["metadata"].get("resourceVersion") != live["metadata"]["resourceVersion"]:
+            raise KubeError(409, "conflict", "Conflict")
+        return await super().replace_secret(ns, name, body)
+
+    async def get_larkapp(self, ns: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.larkapps.get(name))
+
+
+def desired(value: str, larkapp: str = "app", uid: str = "uid-1") -> dict[str, Any]:
+    return build_token_secret(
+        namespace="ns",
+        larkapp_name=larkapp,
+        larkapp_uid=uid,
+        spec=SPEC,
+        tokens=HeldTokens({"tenant": value}, {"tenant": 2000.0}),
+    )
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_after_a_refresh_each_write_is_one_request() -> None:
+    kube = Kube()
+    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    first = run(store.write(desired("t-1"), "uid-1", blind=True))
+    second = run(store.write(desired("t-2"), "uid-1", blind=True, last_written=first))
+    assert kube.calls == ["POST", "PUT"]
+    assert second["data"] == desired("t-2")["data"]
+
+
+def test_a_stale_copy_falls_back_to_read_compare_write() -> None:
+    kube = Kube()
+    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    first = run(store.write(desired("t-1"), "uid-1", blind=True))
+    # Someone added a label meanwhile: our copy's resourceVersion is stale.
+    run(
+        kube.replace_secret(
+            "ns", NAME, {**first, "metadata": {**first["metadata"], "labels": {"x": "1"}}}
+        )
+    )
+    kube.calls.clear()
+    written = run(store.write(desired("t-2"), "uid-1", blind=True, last_written=first))
+    assert kube.calls == ["PUT", "GET", "PUT"]
+    assert written["data"] == desired("t-2")["data"]
+    assert written["metadata"]["labels"]["x"] == "1"  # theirs kept
+
+
+def test_an_unchanged_secret_is_not_written() -> None:
+    kube = Kube()
+    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    run(store.write(desired("t-1"), "uid-1", blind=True))
+    kube.calls.clear()
+    run(store.write(desired("t-1"), "uid-1"))
+    assert kube.calls == ["GET"]
+
+
+def test_another_live_larkapps_secret_is_refused() -> None:
+    kube = Kube()
+    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    theirs = desired("t-other", larkapp="other", uid="uid-2")
+    theirs["metadata"]["name"] = NAME  # both write the same Secret name
+    run(kube.create_secret("ns", theirs))
+    kube.larkapps["other"] = {
+        "metadata": {"name": "other"},
+        "spec": {"appId": "cli_x1", "appSecretRef": {"name": "s"}, "target": {"secretName": NAME}},
+    }
+    with pytest.raises(SecretClaimed, match="LarkApp 'other'"):
+        run(store.write(desired("t-1"), "uid-1", blind=True))
+    assert kube.secrets[("ns", NAME)]["data"] == theirs["data"]  # untouched
+    # Once that LarkApp is gone, the Secret is free to take over.
+    del kube.larkapps["other"]
+    written = run(store.write(desired("t-1"), "uid-1"))
+    assert written["data"] == desired("t-1")["data"]
+    assert [o["uid"] for o in written["metadata"]["ownerReferences"]] == ["uid-1"]
+
+
+def test_a_secret_controlled_by_something_else_is_refused() -> None:
+    kube = Kube()
+    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    kube.secrets[("ns", NAME)] = {
+        "metadata": {
+            "name": NAME,
+            "resourceVersion": "1",
+            "ownerReferences": [
+                {"kind": "ExternalSecret", "name": "db", "uid": "x", "controller": True}
+            ],
+        },
+        "data": {},
+    }
+    with pytest.raises(SecretClaimed, match="ExternalSecret 'db'"):
+        run(store.write(desired("t-1"), "uid-1"))
