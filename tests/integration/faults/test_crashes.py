@@ -6,6 +6,7 @@ and no token lapsing; recovery times are printed."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -73,15 +74,13 @@ def test_kill9_mid_refresh_restart_converges(env_factory: Any) -> None:
 
 
 def test_kill9_mid_status_write_restart_converges(env_factory: Any) -> None:
-    """120 LarkApps of one app at once: the operator is killed while their Secrets and
-    statuses are being written (enough of them that the writes outlast the test's polling,
-    now that each LarkApp costs only a Secret, a status and an Event); the restarted
-    operator completes every one."""
-    n = 120
+    """200 LarkApps of one app created at once: the operator is killed at its first token
+    Secret, while the others' Secrets and statuses are being written (the operator keeps
+    up with creations, so the kill comes while they are still being created); the
+    restarted operator completes every one."""
+    n = 200
     env = env_factory({APP: SECRET})
     env.app_secret("lark-secret", SECRET)
-    for i in range(n):
-        env.larkapp(f"app-{i:03d}", APP)
 
     def published() -> int:
         items = env.kube.custom.list_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL)
@@ -92,9 +91,13 @@ def test_kill9_mid_status_write_restart_converges(env_factory: Any) -> None:
         return len(listed.items)
 
     # Each app's Secret is written before its status: kill at the first Secret.
-    eventually(lambda: stored() or None, 30, interval=0.02, what="first token Secret")
-    env.op.kill()
-    secrets_at_kill, at_kill = stored(), published()
+    with ThreadPoolExecutor(4) as pool:
+        created = [pool.submit(env.larkapp, f"app-{i:03d}", APP) for i in range(n)]
+        eventually(lambda: stored() or None, 30, interval=0.02, what="first token Secret")
+        env.op.kill()
+        secrets_at_kill, at_kill = stored(), published()
+        for f in created:
+            f.result()
     assert at_kill < n, "the kill came after every status was written: nothing was cut short"
     restarted = time.monotonic()
     env.start_operator()
