@@ -150,6 +150,12 @@ KUBE_REQUEST_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,
 )
+LEADER = Gauge(
+    "lark_service_leader",
+    "1 when this replica acts (it holds the leader Lease, or runs without election); 0 for "
+    "a standby. No replica at 1 means nothing refreshes tokens.",
+    registry=REGISTRY,
+)
 SCHEDULER_LAG = Gauge(
     "lark_service_scheduler_lag_seconds",
     "How late the last due refresh was started, compared to its due time.",

@@ -31,10 +31,20 @@ class Runtime:
         self._health_started = False
         # "standalone", or with --leader-elect "standby" until the Lease is held, then
         # "leader"; `election` is the LeaderElector (for /health).
+        self._role = ""
         self.role = "standalone"
         self.election: Any = None
         # Every replica, standby included, says it exists (LarkOperatorAbsent/TargetDown).
         metrics.BUILD_INFO.labels(__version__).set(1)
+
+    @property
+    def role(self) -> str:
+        return self._role
+
+    @role.setter
+    def role(self, value: str) -> None:
+        self._role = value
+        metrics.LEADER.set(0 if value == "standby" else 1)
 
     @property
     def controller(self) -> Controller:

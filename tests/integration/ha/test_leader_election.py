@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
 import time
 from typing import Any
 
@@ -68,6 +69,9 @@ def test_only_the_lease_holder_acts(env_factory: Any) -> None:
     hb = health(b)
     assert hb["status"] == "healthy" and hb["role"] == "standby"
     assert hb["leaderElection"]["holder"] == me
+    # The metric that tells a dashboard (and LarkOperatorNoLeader) which replica acts.
+    assert re.search(r"^lark_service_leader 1\.0$", a.metrics(), re.M)
+    assert re.search(r"^lark_service_leader 0\.0$", b.metrics(), re.M)
     assert a.logs().count("token issued") == len(apps)
     b_logs = b.logs()
     for marker in ("token issued", "started (namespaces", "Activity", "refresh"):
