@@ -70,6 +70,22 @@ MALFORMED = [
         "spec.target.deletionPolicy",
     ),
     ("target-secretName", _with("spec.target", {"secretName": "UPPER"}), "spec.target.secretName"),
+    (
+        "label-value-unicode",
+        _with("spec.target", {"labels": {"team": "ünïcode"}}),
+        "spec.target.labels.team",
+    ),
+    (
+        "label-value-dash",
+        _with("spec.target", {"labels": {"team": "-p1"}}),
+        "spec.target.labels.team",
+    ),
+    ("label-key-space", _with("spec.target", {"labels": {"bad key": "x"}}), "spec.target.labels"),
+    (
+        "label-key-two-slashes",
+        _with("spec.target", {"labels": {"a/b/c": "x"}}),
+        "spec.target.labels",
+    ),
     ("no-token-type", _with("spec.tokens", {"tenant": False, "app": False}), "spec.tokens"),
     ("probe-interval", _with("spec.probes", {"interval": "1s"}), "spec.probes.interval"),
     (
