@@ -684,6 +684,8 @@ class Controller:
         verify: bool = True,
         tokens: HeldTokens | None = None,
     ) -> None:
+        """The token Secret holds `tokens` (default: those held). After a refresh
+        (`verify=False`) one blind write; otherwise read-compare-write (tokens/store.py)."""
         tokens = tokens or app.held
         if tokens is None or app.removed:
             return
