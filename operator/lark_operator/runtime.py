@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from lark_operator import __version__, metrics
@@ -28,6 +29,7 @@ class Runtime:
         self._watch_tasks: list[asyncio.Task[None]] = []
         self.watch_state: dict[str, Any] = {"secrets": "starting"}
         self.health = HealthServer(self)
+        self.event_loop_lag = 0.0  # worst of the last 10 s (also a metric)
         self._health_started = False
         # "standalone", or with --leader-elect "standby" until the Lease is held, then
         # "leader"; `election` is the LeaderElector (for /health).
@@ -65,7 +67,7 @@ class Runtime:
         namespaces: list[str | None] = list(s.namespaces) if s.namespaces else [None]
         for ns in namespaces:
             self._watch_tasks.append(asyncio.create_task(self._watch_secrets(ns)))
-        self._watch_tasks.append(asyncio.create_task(_measure_loop_lag()))
+        self._watch_tasks.append(asyncio.create_task(_measure_loop_lag(self._loop_lag)))
         await self.start_health()
         log.info(
             "lark-operator %s started (%s)",
@@ -118,6 +120,10 @@ class Runtime:
             await self.kube.close()
         await self.stop_health()
 
+    def _loop_lag(self, worst: float) -> None:
+        self.event_loop_lag = worst
+        metrics.EVENT_LOOP_LAG.set(worst)
+
     def health_report(self) -> dict[str, Any]:
         election = self.election.report() if self.election is not None else None
         if self.role == "standby":
@@ -142,6 +148,7 @@ class Runtime:
             "role": self.role,
             "version": __version__,
             "controller": ctrl,
+            "eventLoopLagSeconds": self.event_loop_lag,
             "watches": dict(self.watch_state),
             "upstream": self.client.health() if self.client is not None else {},
             "probes": probes,
@@ -151,8 +158,11 @@ class Runtime:
         return report
 
 
-async def _measure_loop_lag(tick: float = 0.25, window: float = 10.0) -> None:
-    """Sleep `tick` again and again; the oversleep is how long the loop was busy."""
+async def _measure_loop_lag(
+    report: Callable[[float], None], tick: float = 0.25, window: float = 10.0
+) -> None:
+    """Sleep `tick` again and again; the oversleep is how long the loop was busy. The worst
+    of each `window` is reported."""
     loop = asyncio.get_running_loop()
     worst, window_start = 0.0, loop.time()
     while True:
@@ -160,7 +170,7 @@ async def _measure_loop_lag(tick: float = 0.25, window: float = 10.0) -> None:
         await asyncio.sleep(tick)
         worst = max(worst, loop.time() - before - tick)
         if loop.time() - window_start >= window:
-            metrics.EVENT_LOOP_LAG.set(round(worst, 4))
+            report(round(worst, 4))
             worst, window_start = 0.0, loop.time()
 
 

@@ -62,7 +62,10 @@ def test_only_the_lease_holder_acts(env_factory: Any) -> None:
 
     for app_id in apps:
         assert env.emu.token_calls(app_id) == 1, app_id
-    me = health(a)["leaderElection"]["identity"]
+    ha = health(a)
+    me = ha["leaderElection"]["identity"]
+    assert ha["controller"]["larkapps"] == len(apps) and ha["controller"]["scheduler"] == "running"
+    assert 0 <= ha["eventLoopLagSeconds"] < 5
     spec = lease(env.kube, env.ns)["spec"]
     assert spec["holderIdentity"] == me
     assert spec["leaseDurationSeconds"] == 15
