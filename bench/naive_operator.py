@@ -46,12 +46,13 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False
     STATE["kube"] = KubeClient()
     STATE["http"] = aiohttp.ClientSession()
-    asyncio.get_running_loop().create_task(_measure_loop_lag())
+    asyncio.get_running_loop().create_task(_measure_loop_lag(metrics.EVENT_LOOP_LAG.set))
 
 
 @kopf.timer("larkservice.io", "v1alpha1", "larkapps", interval=INTERVAL, initial_delay=0)
-async def poll(spec: Any, name: str, namespace: str, patch: kopf.Patch, **_: Any) -> None:
+async def poll(spec: Any, name: str, namespace: str | None, patch: kopf.Patch, **_: Any) -> None:
     kube: KubeClient = STATE["kube"]
+    assert namespace is not None  # LarkApps are namespaced
     s = LarkAppSpec.parse(spec)
     app_secret = await kube.get_secret(namespace, s.app_secret_ref.name)
     secret = base64.b64decode(

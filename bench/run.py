@@ -174,7 +174,7 @@ def token_secrets(core: client.CoreV1Api) -> list[float]:
     out = []
     for s in core.list_namespaced_secret(NS).items:
         raw = (s.data or {}).get("expires_at")
-        if raw and s.metadata.name.endswith("-lark-token"):
+        if raw and s.metadata and (s.metadata.name or "").endswith("-lark-token"):
             text = base64.b64decode(raw).decode().replace("Z", "+00:00")
             out.append(dt.datetime.fromisoformat(text).timestamp())
     return out
@@ -332,6 +332,7 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
             while (
                 sum(1 for k in names if k in watcher.ready) < len(names)
                 and time.time() < deadline
+                and op is not None
                 and op.alive()
             ):
                 time.sleep(0.5)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,8 @@ class Operator(Proc):
         log_path: Path,
         kubeconfig: str,
         namespaces: list[str],
-        allowed: list[str] = (),
-        extra: list[str] = (),
+        allowed: Sequence[str] = (),
+        extra: Sequence[str] = (),
         env: dict[str, str] | None = None,
     ):
         self.health_port = free_port()
