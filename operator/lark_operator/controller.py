@@ -53,12 +53,14 @@ from lark_operator.status import (
 )
 from lark_operator.tokens import policy
 from lark_operator.tokens.secret import (
+    Claim,
     HeldTokens,
     build_token_secret,
-    claimed_by,
+    claim,
+    issued_for,
     read_token_secret,
 )
-from lark_operator.tokens.store import SecretClaimed, TokenSecretStore
+from lark_operator.tokens.store import SecretNotOwned, TokenSecretStore
 
 log = logging.getLogger("lark_operator.controller")
 
@@ -115,6 +117,9 @@ class AppState:
     probe_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     probe_written_at: dict[str, float] = field(default_factory=dict)
     counted_phase: str | None = None  # the phase this app is counted under in metrics
+    # Token Secrets this LarkApp wrote under an earlier spec.target.secretName: released
+    # (per deletionPolicy, and only if still ours) once the new target holds the token.
+    old_targets: set[str] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -213,12 +218,8 @@ class Controller:
                 app.spec, app.spec_error = None, _validation_summary(e)
             if app.spec != old_spec:
                 app.probes_dirty = True
-                if (
-                    old_spec is not None
-                    and app.spec is not None
-                    and _token_inputs(old_spec) != _token_inputs(app.spec)
-                ):
-                    app.force = True  # a new app/secret/domain/token set: fetch for it now
+                if old_spec is not None and app.spec is not None:
+                    self._spec_changed(app, old_spec, app.spec)
             self._index(app)
         if refresh_request is not None and refresh_request != app.refresh_request:
             app.refresh_request = refresh_request
@@ -227,6 +228,24 @@ class Controller:
             app.force = changed = True
         if changed:
             self.kick(key)
+
+    def _spec_changed(self, app: AppState, old: LarkAppSpec, new: LarkAppSpec) -> None:
+        if _issuer(old) != _issuer(new):
+            # The tokens held are the old app's: nothing about them describes the new one
+            # (status shows no token until the new app's lands). The Secret keeps them,
+            # with their own app_id, until then: a failure for the new app blanks nothing.
+            app.held, app.refreshed_at, app.refreshed_before = None, None, False
+            app.credentials, app.last_error, app.failures = None, None, 0
+            app.secret_hash, app.next_refresh_at = None, None
+        if _token_inputs(old) != _token_inputs(new):
+            app.force = True  # a new app/secret/domain/token set: fetch for it now
+        before, after = old.token_secret_name(app.name), new.token_secret_name(app.name)
+        if before != after:
+            # Write the held token to the new target now; the old one is let go after.
+            app.old_targets.add(before)
+            app.token_secret, app.token_secret_rv = None, None
+            app.check_secret = True
+        app.old_targets.discard(after)
 
     async def remove(self, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -250,38 +269,24 @@ class Controller:
             spec = LarkAppSpec.parse(body.get("spec"))
         except ValidationError:
             return
-        secret_name = spec.token_secret_name(key[1])
-        if spec.target.deletion_policy == "Delete":
-            holder = claimed_by(await self.kube.get_secret(key[0], secret_name))
-            if holder not in (None, key[1]):
-                log.info(
-                    "kept token Secret %s: it holds the token of LarkApp %s, not this one's",
-                    secret_name,
-                    holder,
-                    extra={"namespace": key[0], "larkapp": key[1]},
-                )
-                return
-            # Called from the finalizer and again for the DELETED event: the second finds
-            # nothing to delete.
-            if await self.kube.delete_secret(key[0], secret_name):
-                log.info(
-                    "deleted token Secret %s (deletionPolicy Delete)",
-                    secret_name,
-                    extra={"namespace": key[0], "larkapp": key[1]},
-                )
-        else:
-            # Retain: cut the owner reference, or the garbage collector would take it.
-            secret = await self.kube.get_secret(key[0], secret_name)
-            if secret and (secret["metadata"].get("ownerReferences")):
-                owners = [
-                    o
-                    for o in secret["metadata"]["ownerReferences"]
-                    if o.get("uid") != meta.get("uid")
-                ]
-                await self.kube.patch_secret(
-                    key[0], secret_name, {"metadata": {"ownerReferences": owners or None}}
-                )
-        del app
+        # Called from the finalizer and again for the DELETED event: the second finds
+        # nothing left to do. Only Secrets that are ours are touched (tokens/store.py).
+        names = {spec.token_secret_name(key[1]), *(app.old_targets if app else ())}
+        for secret_name in sorted(names):
+            await self._release(key, secret_name, meta.get("uid"), spec)
+
+    async def _release(
+        self, key: Key, secret_name: str, uid: str | None, spec: LarkAppSpec
+    ) -> None:
+        delete = spec.target.deletion_policy == "Delete"
+        done = await self.token_store.release(key[0], secret_name, key[1], uid, delete=delete)
+        with log_context(namespace=key[0], name=key[1]):
+            log.info(
+                "token Secret %s (deletionPolicy %s): %s",
+                secret_name,
+                spec.target.deletion_policy,
+                done,
+            )
 
     def secret_changed(self, event: str, namespace: str, name: str, rv: str | None) -> None:
         """From the metadata-only Secret watch. SYNC events (the initial listing) only
@@ -293,6 +298,10 @@ class Controller:
             app = self.apps.get(token_owner)
             if app is not None and (event == "DELETED" or rv != app.token_secret_rv):
                 app.check_secret = True
+                if app.last_error is not None and app.last_error.reason in _WRITE_FAILURES:
+                    # Refused or failed to write it: the Secret changed (consent to adopt,
+                    # its holder let go, it is gone), so try again now, not after backoff.
+                    app.next_refresh_at = self.clock()
                 self.kick(token_owner)
         for key in self._refs.get((namespace, name), ()):
             app = self.apps.get(key)
@@ -422,10 +431,53 @@ class Controller:
             await self._refresh(app, spec)
             await self._mark_refresh_handled(app)
         elif app.check_secret:
-            await self._ensure_token_secret(app, spec)
+            await self._repair_token_secret(app, spec)
         app.check_secret = False
         await self._publish(app)
         self._reschedule(app)
+
+    async def _repair_token_secret(self, app: AppState, spec: LarkAppSpec) -> None:
+        """The token Secret changed (or its name did): make it hold the token again."""
+        refused = self._target_refused(spec, app.name)
+        if refused is not None:
+            self._write_failed(app, spec, SecretNotOwned(refused))
+            return
+        try:
+            await self._ensure_token_secret(app, spec)
+        except (KubeError, SecretNotOwned) as e:
+            self._write_failed(app, spec, e)
+            return
+        await self._release_old_targets(app, spec)
+
+    async def _release_old_targets(self, app: AppState, spec: LarkAppSpec) -> None:
+        for name in sorted(app.old_targets):
+            await self._release(app.key, name, app.uid, spec)
+            app.old_targets.discard(name)
+
+    @staticmethod
+    def _target_refused(spec: LarkAppSpec, larkapp_name: str) -> str | None:
+        """Why the target may not be written whatever the Secret says (None: it may)."""
+        target = spec.token_secret_name(larkapp_name)
+        if target in spec.referenced_secrets():
+            return (
+                f"Secret {target} is one this LarkApp reads (spec.appSecretRef or a probe's "
+                "Secret): the token never goes into it. Give spec.target.secretName a name "
+                "of its own."
+            )
+        return None
+
+    def _write_failed(self, app: AppState, spec: LarkAppSpec, e: Exception) -> None:
+        name = spec.token_secret_name(app.name)
+        app.check_secret = app.write_failed = True
+        if isinstance(e, SecretNotOwned):
+            message = str(e)
+            err = ErrorFacts("SecretNotOwned", message, None, self.clock())
+            self._record_failure(app, ErrorKind.CONFIG, err, None)
+            return
+        err = ErrorFacts(
+            "SecretWriteFailed", f"Cannot write token Secret {name}: {e}", None, self.clock()
+        )
+        self._record_failure(app, ErrorKind.TRANSIENT, err, None)
 
     async def _mark_refresh_handled(self, app: AppState) -> None:
         """Record that a `kubectl lark refresh` request was acted on (success or not)."""
@@ -449,6 +501,11 @@ class Controller:
         held = read_token_secret(secret)
         if held is None or recorded != held.fingerprint():
             return
+        if claim(secret, app.name)[0] is not Claim.OURS:
+            return  # relabelled or replaced while we were down: not ours to carry on with
+        app_id, base_url = issued_for(secret)
+        if app_id != app.spec.app_id or base_url not in (None, app.spec.base_url()):
+            return  # the spec names another app now (changed while we were down)
         # What the Secret serves, even when it expired while the operator was down: the
         # expiry alerts must see it until a refresh replaces it.
         metrics.set_token_expiry(app.namespace, app.name, held.expires_at)
@@ -500,6 +557,7 @@ class Controller:
 
     async def _read_app_secret(self, app: AppState, spec: LarkAppSpec) -> str | None:
         ref = spec.app_secret_ref
+        app.secret_hash = None  # until read: a Secret that comes back is a change
         secret = await self._get_secret(app.namespace, ref.name)
         if secret is None:
             self._fail_config(
@@ -574,6 +632,10 @@ class Controller:
                 f"spec.domain {spec.domain!r} is not in the operator's --allowed-base-url list.",
             )
             return
+        refused = self._target_refused(spec, app.name)
+        if refused is not None:
+            self._write_failed(app, spec, SecretNotOwned(refused))
+            return
         secret = await self._read_app_secret(app, spec)
         if secret is None:
             return
@@ -612,21 +674,10 @@ class Controller:
         # one (which is what workloads read).
         try:
             await self._ensure_token_secret(app, spec, verify=False, tokens=new)
-        except (KubeError, SecretClaimed) as e:
-            name = spec.token_secret_name(app.name)
-            app.check_secret = app.write_failed = True
-            self._record_failure(
-                app,
-                ErrorKind.TRANSIENT,
-                ErrorFacts(
-                    "SecretWriteFailed",
-                    f"Cannot write token Secret {name}: {e}",
-                    None,
-                    self.clock(),
-                ),
-                None,
-            )
+        except (KubeError, SecretNotOwned) as e:
+            self._write_failed(app, spec, e)
             return
+        await self._release_old_targets(app, spec)
         now = self.clock()
         changed = app.held is None or new.fingerprint() != app.held.fingerprint()
         if changed:
@@ -787,7 +838,8 @@ class Controller:
     def _observed(self, app: AppState) -> Observed:
         spec = app.spec
         token = None
-        if app.held is not None and spec is not None:
+        refused = app.last_error is not None and app.last_error.reason == "SecretNotOwned"
+        if app.held is not None and spec is not None and not refused:
             token = TokenFacts(
                 secret_name=spec.token_secret_name(app.name),
                 expires_at=app.held.earliest_expiry,
@@ -885,6 +937,15 @@ class Controller:
 
 def _token_types(spec: LarkAppSpec) -> list[str]:
     return [t for t in ("tenant", "app") if getattr(spec.tokens, t)]
+
+
+# lastError reasons that say the token Secret was not written (the token may be fine).
+_WRITE_FAILURES = frozenset({"SecretNotOwned", "SecretWriteFailed"})
+
+
+def _issuer(spec: LarkAppSpec) -> tuple[str, str]:
+    """Who the tokens come from: another app or another platform means other tokens."""
+    return (spec.app_id, spec.base_url())
 
 
 def _token_inputs(spec: LarkAppSpec) -> tuple[Any, ...]:

@@ -40,6 +40,9 @@ HINTS: dict[str, str] = {
     "SecretWriteFailed": "The token Secret could not be written (RBAC, an immutable or foreign "
     "Secret of that name, an admission webhook, a quota): lastError has the API server's "
     "answer; fix that or set spec.target.secretName to another name.",
+    "SecretNotOwned": "spec.target.secretName names a Secret the operator did not create for "
+    "this LarkApp (or one it reads): it is never written or deleted. Choose a name of its own, "
+    "or have the Secret's owner annotate it larkservice.io/adopt=true.",
     "Expired": "The token in the Secret has expired and could not be renewed: fix the cause in "
     "lastError; workloads are failing authentication now.",
     "Suspended": "spec.suspend is true: set it to false to resume refreshing and probing.",

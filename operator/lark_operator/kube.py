@@ -210,9 +210,26 @@ class KubeClient:
             )
         )
 
-    async def delete_secret(self, ns: str, name: str) -> bool:
+    async def delete_secret(
+        self,
+        ns: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> bool:
+        """Delete (False: there was none). With `uid`/`resource_version`, only that very
+        Secret in that version: anything else answers 409 Conflict."""
+        preconditions = {
+            k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
+        }
+        body = (
+            {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions}
+            if preconditions
+            else None
+        )
         try:
-            await self.request("DELETE", self._secret_path(ns, name))
+            await self.request("DELETE", self._secret_path(ns, name), body)
             return True
         except KubeError as e:
             if e.status == 404:

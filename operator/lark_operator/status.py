@@ -141,6 +141,9 @@ def _credentials_condition(obs: Observed) -> dict[str, Any]:
 
 def _token_condition(obs: Observed) -> dict[str, Any]:
     t, g = obs.token, obs.generation
+    if obs.last_error is not None and obs.last_error.reason == "SecretNotOwned":
+        # Whatever token is held, the target named in the spec does not get it.
+        return _condition("TokenReady", "False", "SecretNotOwned", obs.last_error.message, g)
     if t is not None and t.expires_at <= obs.now:
         return _condition(
             "TokenReady",
@@ -209,7 +212,7 @@ def _phase_and_ready(obs: Observed, conds: dict[str, dict[str, Any]]) -> tuple[s
     if cred["status"] != "True" and cred["reason"] != "Pending":
         problems.append((cred["reason"], cred["message"]))
     tok = conds["TokenReady"]
-    if tok["reason"] in ("Expired", "RefreshFailed") and not problems:
+    if tok["reason"] in ("Expired", "RefreshFailed", "SecretNotOwned") and not problems:
         problems.append((tok["reason"], tok["message"]))
     for dep in obs.configured_probes:
         c = conds[CONDITION_FOR[dep]]
@@ -380,6 +383,14 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
             )
         elif tok["reason"] == "RefreshFailed":
             events.append(EventSpec("Warning", "TokenRefreshFailed", tok["message"]))
+        elif tok["reason"] == "SecretNotOwned":
+            events.append(
+                EventSpec(
+                    "Warning",
+                    "SecretNotOwned",
+                    f"{tok['message']} Hint: {hint_for('SecretNotOwned')}",
+                )
+            )
         elif tok["reason"] == "Issued" or (
             tok["reason"] == "Refreshed" and before.get("TokenReady", {}).get("reason") != "Issued"
         ):  # first token, or back from a failure; not the routine Issued -> Refreshed

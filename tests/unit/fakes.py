@@ -39,11 +39,29 @@ class FakeKube:
         return copy.deepcopy(body)
 
     async def patch_secret(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        self.secrets[(ns, name)]["metadata"].update(patch.get("metadata", {}))
-        return copy.deepcopy(self.secrets[(ns, name)])
+        live = self.secrets.get((ns, name))
+        if live is None:
+            raise KubeError(404, "not found", "NotFound")
+        meta = dict(patch.get("metadata", {}))
+        rv = meta.pop("resourceVersion", None)
+        if rv is not None and rv != live["metadata"].get("resourceVersion"):
+            raise KubeError(409, "conflict", "Conflict")
+        live["metadata"].update(meta)
+        live["metadata"]["resourceVersion"] = str(next(self._rv))
+        return copy.deepcopy(live)
 
-    async def delete_secret(self, ns: str, name: str) -> bool:
-        return self.secrets.pop((ns, name), None) is not None
+    async def delete_secret(
+        self, ns: str, name: str, *, uid: str | None = None, resource_version: str | None = None
+    ) -> bool:
+        live = self.secrets.get((ns, name))
+        if live is None:
+            return False
+        if resource_version is not None and resource_version != live["metadata"].get(
+            "resourceVersion"
+        ):
+            raise KubeError(409, "precondition failed", "Conflict")
+        del self.secrets[(ns, name)]
+        return True
 
     async def patch_larkapp_status(self, ns: str, name: str, patch: dict[str, Any]) -> dict:
         self.status_patches.append((ns, name, copy.deepcopy(patch)))

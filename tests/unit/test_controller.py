@@ -177,3 +177,69 @@ async def test_token_shorter_than_renew_before_is_not_refreshed_in_a_hot_loop(wo
         await _step(ctl)
         clock.now = max(clock.now + 0.001, ctl.apps[(NS, NAME)].next_refresh_at)
     assert client.calls <= 45, client.calls  # one per ~15 s, not one per 5 s
+
+
+async def test_a_new_app_id_never_shows_beside_the_old_apps_token(world: Any) -> None:
+    """appId changed on a live LarkApp: status shows no token until the new app's lands,
+    the new app is asked at once, and the Secret's app_id always matches its token."""
+    import base64
+
+    ctl, kube, client, clock = world
+    await _step(ctl)
+    app = ctl.apps[(NS, NAME)]
+    old_fp = app.held.fingerprint()
+    client.error = _error(10014)  # the new app's credentials fail: nothing may be blanked
+    body = {
+        **BODY,
+        "metadata": {**BODY["metadata"], "generation": 2},
+        "spec": {**BODY["spec"], "appId": "cli_unit02"},
+    }
+    ctl.upsert(body)
+    assert app.held is None and app.credentials is None
+    calls = client.calls
+    await _step(ctl)
+    assert client.calls == calls + 1, "the new app is asked at once, not at the old schedule"
+    status = app.status
+    assert "token" not in status, "no token of the old app described for the new one"
+    ready = {c["type"]: c for c in status["conditions"]}["TokenReady"]
+    assert ready["status"] == "False"
+    secret = kube.secrets[(NS, "app-lark-token")]
+    assert base64.b64decode(secret["data"]["app_id"]).decode() == "cli_unit01"  # old pair kept
+    client.error = None
+    clock.now = app.next_refresh_at
+    await _step(ctl)
+    secret = kube.secrets[(NS, "app-lark-token")]
+    assert base64.b64decode(secret["data"]["app_id"]).decode() == "cli_unit02"
+    assert app.status["token"]["fingerprint"] != old_fp
+
+
+async def test_a_target_that_is_the_app_secret_is_refused_before_any_call(world: Any) -> None:
+    ctl, kube, client, _clock = world
+    body = {**BODY, "spec": {**BODY["spec"], "target": {"secretName": "lark"}}}
+    ctl.upsert(body)
+    before = dict(kube.secrets[(NS, "lark")])
+    await _step(ctl)
+    assert client.calls == 0
+    assert kube.secrets[(NS, "lark")] == before
+    conds = {c["type"]: c for c in ctl.apps[(NS, NAME)].status["conditions"]}
+    assert conds["TokenReady"]["reason"] == "SecretNotOwned"
+    assert conds["Ready"]["reason"] == "SecretNotOwned"
+    assert ("Warning", "SecretNotOwned") in [(t, r) for t, r, _ in kube.events]
+
+
+async def test_an_app_secret_recreated_with_the_same_value_is_retried_at_once(
+    world: Any,
+) -> None:
+    ctl, kube, client, _clock = world
+    await _step(ctl)
+    app = ctl.apps[(NS, NAME)]
+    saved = kube.secrets.pop((NS, "lark"))
+    ctl.secret_changed("DELETED", NS, "lark", None)
+    await _step(ctl)
+    assert app.credentials is not None and app.credentials.reason == "SecretNotFound"
+    kube.secrets[(NS, "lark")] = saved  # back, same value, long before the backoff ends
+    ctl.secret_changed("ADDED", NS, "lark", "99")
+    calls = client.calls
+    await _step(ctl)
+    assert client.calls == calls + 1
+    assert app.credentials is not None and app.credentials.reason == "Valid"

@@ -52,17 +52,17 @@ def retry_delay(
     - wrong credentials/config: grows 30s, 60s, ... to `credentials_cap` (no hot loop; a
       change to the app's Secret retries at once anyway);
     - rate limited: at least what x-ogw-ratelimit-reset asked for;
-    - transient: exponential with full jitter up to `cap`, but while a token is held the
-      wait never exceeds `near_expiry_cap` and never passes the expiry, so the token is
-      renewed within one short delay after the platform comes back.
+    - transient: exponential with full jitter, never more than `near_expiry_cap` apart
+      (whether a token is held, has expired or was never issued: workloads need one as
+      soon as the platform is back) and, while a token is valid, never past its expiry.
     """
     attempt = max(0, failures - 1)
     if kind in (ErrorKind.CREDENTIALS, ErrorKind.CONFIG):
         delay = min(credentials_cap, 30.0 * 2.0 ** min(attempt, 16))
         return delay * (0.9 + 0.2 * rng())
-    delay = max(1.0, backoff_delay(attempt, base=base, cap=cap, rng=rng))
+    delay = min(max(1.0, backoff_delay(attempt, base=base, cap=cap, rng=rng)), near_expiry_cap)
     if token_expires_at is not None and token_expires_at > now:
-        delay = min(delay, near_expiry_cap, max(1.0, token_expires_at - now))
+        delay = min(delay, max(1.0, token_expires_at - now))
     if kind is ErrorKind.RATE_LIMITED and retry_after:
         delay = max(delay, retry_after)  # asking sooner only earns another 429
     return delay

@@ -11,6 +11,7 @@ import base64
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from lark_operator import (
@@ -27,6 +28,11 @@ from lark_operator.status import parse_rfc3339, rfc3339
 TOKEN_KEYS = {"tenant": "tenant_access_token", "app": "app_access_token"}
 FULL_NAME_ANNOTATION = f"{GROUP}/larkapp-name"
 EXPIRES_ANNOTATION = f"{GROUP}/expires-at"
+# The base URL the tokens were issued by: with the app_id key, what a restarted operator
+# compares with the spec before taking the tokens as this LarkApp's.
+BASE_URL_ANNOTATION = f"{GROUP}/base-url"
+# Consent, set by someone who may write the Secret, for the operator to take it over.
+ADOPT_ANNOTATION = f"{GROUP}/adopt"
 
 
 def fingerprint(value: str) -> str:
@@ -83,6 +89,7 @@ def build_token_secret(
     labels[LARKAPP_LABEL] = label_value(larkapp_name)
     annotations = dict(spec.target.annotations)
     annotations[FULL_NAME_ANNOTATION] = larkapp_name
+    annotations[BASE_URL_ANNOTATION] = spec.base_url()
     # Expiry per token type, so a restarted operator knows each one without parsing data.
     for t, exp in sorted(tokens.expires_at.items()):
         annotations[f"{GROUP}/{t}-expires-at"] = rfc3339(exp) or ""
@@ -150,6 +157,58 @@ def foreign_controller(secret: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+class Claim(StrEnum):
+    """Whose a Secret is, as far as the Secret itself tells (see `claim`)."""
+
+    ABSENT = "absent"  # no such Secret: creating it makes it ours
+    OURS = "ours"  # created by the operator for this LarkApp
+    ADOPTABLE = "adoptable"  # not ours, but its owner consented (ADOPT_ANNOTATION)
+    OTHER_LARKAPP = "other-larkapp"  # created by the operator for another LarkApp
+    NOT_OURS = "not-ours"  # anybody else's: never written, never deleted
+
+
+def is_managed(secret: Mapping[str, Any] | None) -> bool:
+    labels = ((secret or {}).get("metadata") or {}).get("labels") or {}
+    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+
+def claim(secret: Mapping[str, Any] | None, larkapp_name: str) -> tuple[Claim, str]:
+    """Whose `secret` is, seen from the LarkApp `larkapp_name`, and a phrase saying why
+    (for a refusal's message). The operator writes only ABSENT, OURS and ADOPTABLE, and
+    OTHER_LARKAPP once that LarkApp is gone (the caller checks); it deletes only OURS."""
+    if secret is None:
+        return Claim.ABSENT, "it does not exist"
+    foreign = foreign_controller(secret)
+    if foreign is not None:
+        return Claim.NOT_OURS, f"it is controlled by {foreign}"
+    meta = secret.get("metadata") or {}
+    if is_managed(secret):
+        holder = claimed_by(secret)
+        if holder is None or holder == larkapp_name:
+            return Claim.OURS, "it is this LarkApp's token Secret"
+        return Claim.OTHER_LARKAPP, f"it holds the token of LarkApp {holder!r}"
+    if (meta.get("annotations") or {}).get(ADOPT_ANNOTATION) == "true":
+        return Claim.ADOPTABLE, f'it carries {ADOPT_ANNOTATION}: "true"'
+    return Claim.NOT_OURS, (
+        f"it was not created by lark-operator (no {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} label)"
+    )
+
+
+def refusal(secret_name: str, kind: Claim, why: str) -> str:
+    """A condition message for a target Secret that is not this LarkApp's: what, why, and
+    the two ways out."""
+    if kind is Claim.OTHER_LARKAPP:
+        return (
+            f"Secret {secret_name} is not this LarkApp's to write: {why}, and two LarkApps "
+            "cannot share one token Secret: give this one its own spec.target.secretName."
+        )
+    return (
+        f"Secret {secret_name} is not this LarkApp's to write: {why}. If whoever owns it "
+        f"agrees, they annotate it (kubectl annotate secret {secret_name} "
+        f"{ADOPT_ANNOTATION}=true); otherwise give spec.target.secretName a name of its own."
+    )
+
+
 def read_token_secret(secret: Mapping[str, Any] | None) -> HeldTokens | None:
     """Tokens held in an existing token Secret, or None when absent or unreadable."""
     if not secret:
@@ -172,6 +231,18 @@ def read_token_secret(secret: Mapping[str, Any] | None) -> HeldTokens | None:
     if not values:
         return None
     return HeldTokens(values, expires)
+
+
+def issued_for(secret: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """(app_id, base URL) the tokens in a token Secret were issued for; the base URL is
+    None in a Secret written before it was recorded."""
+    meta = (secret or {}).get("metadata") or {}
+    raw = ((secret or {}).get("data") or {}).get("app_id")
+    try:
+        app_id = base64.b64decode(raw).decode() if raw else None
+    except (ValueError, UnicodeDecodeError):
+        app_id = None
+    return app_id, (meta.get("annotations") or {}).get(BASE_URL_ANNOTATION)
 
 
 def merge_secret(

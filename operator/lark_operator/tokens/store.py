@@ -1,9 +1,15 @@
-"""Writing the token Secret that workloads mount.
+"""Writing and releasing the token Secret that workloads mount — only ever a Secret that
+is the operator's own (the trust boundary, docs/security.md).
 
 After a refresh the write goes straight out on top of the copy last written, with its
-resourceVersion: one request, no read. A conflict or a missing copy falls back to
-read-compare-write, which is also how a Secret edited or deleted by hand is repaired. A
-Secret that holds another live LarkApp's token (or another controller's data) is refused.
+resourceVersion: one request, no read; the resourceVersion is also the guarantee that the
+Secret is still the one we wrote (a Secret replaced or relabelled meanwhile answers 409).
+A conflict or a missing copy falls back to read-compare-write, which is also how a Secret
+edited or deleted by hand is repaired, and where ownership is decided (`claim`): a Secret
+the operator did not create for this LarkApp is refused unless its owner consented with
+the adopt annotation, or it held the token of a LarkApp that is gone.
+Deleting (deletionPolicy Delete, a changed target) and cutting the owner reference
+(Retain) happen only on a Secret that is ours, with a precondition on its version.
 """
 
 from __future__ import annotations
@@ -16,13 +22,13 @@ from pydantic import ValidationError
 
 from lark_operator.kube import KubeClient, KubeError
 from lark_operator.models import LarkAppSpec
-from lark_operator.tokens.secret import claimed_by, drift, foreign_controller, merge_secret
+from lark_operator.tokens.secret import Claim, claim, claimed_by, drift, merge_secret, refusal
 
 log = logging.getLogger("lark_operator.tokens")
 
 
-class SecretClaimed(Exception):
-    """The token Secret holds another LarkApp's token (or another controller's data)."""
+class SecretNotOwned(Exception):
+    """The target Secret is not this LarkApp's to write (reason SecretNotOwned)."""
 
 
 class TokenSecretStore:
@@ -39,7 +45,8 @@ class TokenSecretStore:
     ) -> dict[str, Any] | None:
         """Make the Secret hold `desired`; returns it as the apiserver now has it (None if
         three conflicts in a row left it unwritten). `blind` (after a refresh): write on top
-        of `last_written` (this LarkApp's last write), or create it when there is none."""
+        of `last_written` (this LarkApp's last write), or create it when there is none.
+        Raises SecretNotOwned, and KubeError for anything the apiserver refuses."""
         ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
         if blind:
             try:
@@ -52,12 +59,7 @@ class TokenSecretStore:
                     raise
         for _ in range(3):
             actual = await self.kube.get_secret(ns, name)
-            holder = await self.held_elsewhere(desired, actual)
-            if holder is not None:
-                raise SecretClaimed(
-                    f"it holds the token of {holder}, and two LarkApps cannot share one "
-                    "token Secret: give this one its own spec.target.secretName"
-                )
+            await self.check_ours(desired, actual)
             diff = drift(actual, desired)
             if not diff:
                 return actual
@@ -75,24 +77,63 @@ class TokenSecretStore:
             return dict(written)
         return None
 
-    async def held_elsewhere(
+    async def check_ours(
         self, desired: Mapping[str, Any], actual: Mapping[str, Any] | None
-    ) -> str | None:
-        """Who else holds the token Secret (None: nobody, or a LarkApp that is gone, being
-        deleted or now writing elsewhere: the Secret is free to take over)."""
-        foreign = foreign_controller(actual)
-        if foreign is not None:
-            return foreign
+    ) -> None:
+        """Raise SecretNotOwned unless this LarkApp may write `actual`."""
         meta = desired["metadata"]
-        other = claimed_by(actual)
-        if other is None or other == claimed_by(desired):
-            return None
-        body = await self.kube.get_larkapp(meta["namespace"], other)
+        me = str(claimed_by(desired))
+        kind, why = claim(actual, me)
+        if kind in (Claim.ABSENT, Claim.OURS, Claim.ADOPTABLE):
+            return
+        if kind is Claim.OTHER_LARKAPP and not await self._holder_alive(
+            meta["namespace"], meta["name"], str(claimed_by(actual))
+        ):
+            return  # its LarkApp is gone or writes elsewhere now: the Secret passes on
+        raise SecretNotOwned(refusal(meta["name"], kind, why))
+
+    async def _holder_alive(self, namespace: str, secret_name: str, holder: str) -> bool:
+        body = await self.kube.get_larkapp(namespace, holder)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-            return None
+            return False
         try:
-            if LarkAppSpec.parse(body.get("spec")).token_secret_name(other) != meta["name"]:
-                return None
+            return LarkAppSpec.parse(body.get("spec")).token_secret_name(holder) == secret_name
         except ValidationError:
-            pass
-        return f"LarkApp {other!r}"
+            return True
+
+    async def release(
+        self, namespace: str, name: str, larkapp_name: str, uid: str | None, *, delete: bool
+    ) -> str:
+        """Let go of a token Secret this LarkApp no longer uses (deleted, or retargeted):
+        delete it (`delete`), or cut this LarkApp's owner reference so the garbage
+        collector does not take it. Only a Secret that is ours is touched, and only in the
+        version we read (a precondition). Returns what was done, for the log."""
+        for _ in range(3):
+            secret = await self.kube.get_secret(namespace, name)
+            kind, why = claim(secret, larkapp_name)
+            if kind is not Claim.OURS or secret is None:
+                return f"left alone: {why}"
+            meta = secret["metadata"]
+            version = {"uid": meta.get("uid"), "resource_version": meta.get("resourceVersion")}
+            try:
+                if delete:
+                    await self.kube.delete_secret(namespace, name, **version)
+                    return "deleted"
+                owners = meta.get("ownerReferences") or []
+                kept = [o for o in owners if uid is None or o.get("uid") != uid]
+                if len(kept) == len(owners):
+                    return "kept (no owner reference of this LarkApp)"
+                patch = {"ownerReferences": kept or None, **_precondition(meta)}
+                await self.kube.patch_secret(namespace, name, {"metadata": patch})
+                return "kept, owner reference removed"
+            except KubeError as e:
+                if e.status == 404:
+                    return "already gone"
+                if e.status != 409:
+                    raise
+        return "left alone: it kept changing"
+
+
+def _precondition(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch carrying it applies only to this very version of the object."""
+    return {"resourceVersion": meta.get("resourceVersion")}

@@ -121,6 +121,50 @@ def test_emulator_down_longer_than_a_refresh_period(
     assert _health(op).get("status") == "healthy"
 
 
+def test_after_expiry_tries_stay_cap_apart_and_recover_within_one(
+    env_factory: Any, restart_emulator: Any
+) -> None:
+    """The platform is down past the token's expiry: workloads have nothing, so tries stay
+    at most LARK_OPERATOR_NEAR_EXPIRY_RETRY_CAP_SECONDS apart after expiry too (before, the
+    backoff grew to LARK_OPERATOR_RETRY_CAP_SECONDS, and a LarkApp recovered minutes after
+    the platform came back). Scaled: ttl 30 s, cap 3 s, retry cap 60 s."""
+    cap = 3
+    env = env_factory({APP: SECRET}, token_ttl=30, reissue_window=29, start=False)
+    env.start_operator(
+        env={
+            "LARK_OPERATOR_NEAR_EXPIRY_RETRY_CAP_SECONDS": str(cap),
+            "LARK_OPERATOR_RETRY_CAP_SECONDS": "60",
+        }
+    )
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    eventually(lambda: env.ready("app"), 20, interval=0.2, what="Ready")
+    env.emu.stop()
+    expired = eventually(
+        lambda: env.kube.condition(env.ns, "app", "TokenReady")["reason"] == "Expired",
+        40,
+        interval=0.5,
+        what="the token expires during the outage",
+    )
+    assert expired
+
+    def failures() -> int:
+        st = env.kube.larkapp(env.ns, "app").get("status") or {}
+        return int(st.get("consecutiveFailures") or 0)
+
+    at_expiry, t0 = failures(), time.monotonic()
+    time.sleep(24)  # a window, then a bound on attempts in it: at most `cap` s apart
+    after = failures() - at_expiry
+    elapsed = time.monotonic() - t0
+    env.emu = restart_emulator(env, {APP: SECRET}, token_ttl=30, reissue_window=29)
+    back = time.monotonic()
+    eventually(lambda: env.ready("app"), cap + 8, interval=0.2, what="renewed")
+    recovered = time.monotonic() - back
+    print(f"\n{after} tries in the {elapsed:.0f}s after expiry; recovered in {recovered:.1f}s")
+    assert after >= elapsed / cap - 3, after
+    assert recovered <= cap + 4, recovered
+
+
 def test_unresolvable_base_url_is_upstream_unavailable_with_backoff(env_factory: Any) -> None:
     bad_url = "http://nonexistent.invalid"
     env = env_factory({APP: SECRET}, start=False)

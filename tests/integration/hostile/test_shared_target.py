@@ -2,7 +2,7 @@
 
 Decision: the first LarkApp to write the Secret holds it. Every other one is refused
 before it writes anything: its token never overwrites the holder's, its status says
-`lastError.reason SecretWriteFailed` naming the holder and what to do, and deleting it
+`SecretNotOwned` (TokenReady and lastError) naming the holder and what to do, and deleting it
 leaves the holder's Secret alone. When the holder goes (deleted, or retargeted), one of
 the others takes the Secret over. Before, an Owner-policy second LarkApp hit the API
 server's "only one controller reference" error and an Orphan-policy one silently
@@ -43,7 +43,7 @@ def _issued(env: Env, app_id: str) -> set[str]:
 
 def _refused_for(env: Env, name: str, holder: str) -> bool:
     err = last_error(env, name)
-    return err.get("reason") == "SecretWriteFailed" and f"LarkApp '{holder}'" in err.get(
+    return err.get("reason") == "SecretNotOwned" and f"LarkApp '{holder}'" in err.get(
         "message", ""
     )
 
@@ -76,7 +76,7 @@ def test_the_first_larkapp_keeps_the_secret_the_others_are_told_why(
     for i in (1, 2, 3):
         st = env.kube.larkapp(env.ns, names[i])["status"]
         assert st["phase"] == "Failed"
-        assert reason(env, names[i], "TokenReady") == "RefreshFailed"
+        assert reason(env, names[i], "TokenReady") == "SecretNotOwned"
         assert reason(env, names[i], "CredentialsValid") == "Valid"  # its credentials are fine
         assert "spec.target.secretName" in st["lastError"]["message"]
         assert "secretName" in st["lastError"]["hint"]

@@ -169,6 +169,33 @@ def test_missing_secret_then_created_late_is_picked_up_within_seconds(env_factor
     assert time.monotonic() - t0 < 10
 
 
+def test_app_secret_deleted_and_recreated_with_the_same_value_within_seconds(
+    env_factory: Any,
+) -> None:
+    """Deleted (e.g. by a GitOps prune) and put back unchanged: the value is what the last
+    successful refresh used, yet the LarkApp is failing, so it is retried at once through
+    the Secret watch — not after the 30 s credentials backoff."""
+    env = env_factory({APP: SECRET})
+    env.app_secret("lark-secret", SECRET)
+    env.larkapp("app", APP)
+    eventually(lambda: env.ready("app"), 30, what="Ready")
+    env.kube.delete_secret(env.ns, "lark-secret")
+    eventually(
+        lambda: env.kube.condition(env.ns, "app", "CredentialsValid")["reason"] == "SecretNotFound",
+        10,
+        what="SecretNotFound within seconds",
+    )
+    t0 = time.monotonic()
+    env.app_secret("lark-secret", SECRET)
+    eventually(
+        lambda: env.kube.condition(env.ns, "app", "CredentialsValid")["reason"] == "Valid",
+        10,
+        what="Valid again within seconds of the Secret's return",
+    )
+    eventually(lambda: env.ready("app"), 10, what="Ready again")
+    print(f"\nrecreated app Secret picked up in {time.monotonic() - t0:.1f}s")
+
+
 def test_wrong_secret_then_rotated_to_the_right_one(env_factory: Any) -> None:
     env = env_factory({APP: SECRET})
     env.app_secret("lark-secret", "definitely-wrong-secret")
@@ -198,7 +225,12 @@ def test_token_secret_that_cannot_be_written_is_reported_and_retried(env_factory
     env.kube.core.create_namespaced_secret(
         env.ns,
         client.V1Secret(
-            metadata=client.V1ObjectMeta(name="app-lark-token"),
+            # The operator's (labelled, as it labels what it creates) but immutable: a write
+            # the API server refuses. (A Secret without the label is not written at all:
+            # SecretNotOwned, tests/integration/hostile/test_ownership.py.)
+            metadata=client.V1ObjectMeta(
+                name="app-lark-token", labels={"app.kubernetes.io/managed-by": "lark-operator"}
+            ),
             immutable=True,
             string_data={"other": "team's data"},
         ),

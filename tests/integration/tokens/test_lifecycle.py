@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from lark_operator.tokens.secret import fingerprint
 from tests.helpers.token_watch import TokenWatch
 from tests.helpers.wait import eventually
 
@@ -137,10 +138,12 @@ def test_secret_deleted_or_edited_is_restored(env_factory: Any) -> None:
     env.kube.delete_secret(env.ns, "app-lark-token")
     eventually(lambda: env.token("app") == good, 10, what="Secret recreated")
 
-    env.kube.put_secret(
-        env.ns,
+    # A hand edit of the data (its labels kept: a Secret stripped of the managed-by label
+    # is no longer the operator's, see tests/integration/hostile/test_ownership.py).
+    env.kube.core.patch_namespaced_secret(
         "app-lark-token",
-        {"tenant_access_token": "tampered", "app_id": APP, "expires_at": "x"},
+        env.ns,
+        {"stringData": {"tenant_access_token": "tampered", "app_id": APP, "expires_at": "x"}},
     )
     eventually(lambda: env.token("app") == good, 10, what="Secret data repaired")
     assert env.emu.token_calls(APP) == calls, "repair must not call the Open Platform"
@@ -206,3 +209,42 @@ def test_suspend_stops_upstream_calls(env_factory: Any) -> None:
     assert env.emu.token_calls(APP) == calls
     token = env.token("app")
     assert token, "suspend keeps what exists"
+
+
+def test_a_changed_app_id_never_shows_beside_the_old_apps_token(env_factory: Any) -> None:
+    """appId (with its Secret) changed on a live LarkApp: the new app's token is fetched at
+    once; no status of the new generation describes the old app's token; the token
+    Secret's app_id and token always belong together."""
+    old_app, new_app = "cli_switch01", "cli_switch02"
+    env = env_factory({old_app: "switch-secret-old-0001", new_app: "switch-secret-new-0002"})
+    env.app_secret("old", "switch-secret-old-0001")
+    env.app_secret("new", "switch-secret-new-0002")
+    env.larkapp("app", old_app, secret_name="old")
+    eventually(lambda: env.ready("app"), 30, what="Ready for the old app")
+    old_token = env.token("app")
+    obj = env.kube.patch_larkapp(
+        env.ns, "app", {"spec": {"appId": new_app, "appSecretRef": {"name": "new"}}}
+    )
+    generation = obj["metadata"]["generation"]
+    t0 = time.monotonic()
+
+    def issued(app_id: str) -> dict[str, str]:
+        return {t["token"]: app_id for t in env.emu.tokens(app_id)["tokens"]}
+
+    def check() -> bool:
+        tokens = {**issued(old_app), **issued(new_app)}
+        data = env.kube.secret(env.ns, "app-lark-token") or {}
+        tok = data.get("tenant_access_token")
+        if tok:
+            env.secrets.add(tok)
+            assert tokens.get(tok) == data.get("app_id"), "app_id and token out of step"
+        st = env.kube.larkapp(env.ns, "app").get("status") or {}
+        if st.get("observedGeneration") == generation and "token" in st:
+            fp = st["token"]["fingerprint"]
+            new_fps = {fingerprint(t) for t in issued(new_app)}
+            assert fp in new_fps, "status of the new app describes the old app's token"
+        return bool(tok) and tokens.get(tok) == new_app and env.ready("app")
+
+    eventually(check, 15, interval=0.1, what="the new app's token")
+    assert env.token("app") != old_token
+    assert time.monotonic() - t0 < 15

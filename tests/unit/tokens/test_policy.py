@@ -63,3 +63,22 @@ def test_rate_limit_respects_reset_even_near_expiry() -> None:
 def test_short_lived_token_is_not_refreshed_in_a_loop() -> None:
     # renewBefore 10m but the platform gave a 150 s token: renew 10% into its life.
     assert next_refresh_at(10_000, 600, 0.1, lambda: 0.5, lifetime=150) == 10_000 - 135
+
+
+@pytest.mark.parametrize("expires_at", [None, -1.0, -3600.0])
+@pytest.mark.parametrize("failures", [1, 5, 12, 30])
+def test_transient_retries_stay_30s_apart_once_the_token_is_gone(
+    expires_at: float | None, failures: int
+) -> None:
+    """Expired (or never issued): workloads have no token, so the platform's return must be
+    noticed within one short delay — the backoff does not grow to retry_cap (5 min)."""
+    d = retry_delay(
+        kind=ErrorKind.TRANSIENT,
+        failures=failures,
+        now=0,
+        token_expires_at=expires_at,
+        retry_after=None,
+        rng=lambda: 0.99,
+        **KW,
+    )
+    assert 1 <= d <= 30

@@ -1,5 +1,6 @@
-"""Writing the token Secret: how many requests each path costs, conflicts, and refusing a
-Secret that is someone else's. (Against the real apiserver: tests/integration/tokens.)"""
+"""Writing and releasing the token Secret: how many requests each path costs, conflicts,
+and refusing a Secret that is someone else's (written, adopted or deleted only when ours).
+(Against the real apiserver: tests/integration/tokens and tests/integration/hostile.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from lark_operator.kube import KubeError
 from lark_operator.models import LarkAppSpec
 from lark_operator.tokens.secret import HeldTokens, build_token_secret
-from lark_operator.tokens.store import SecretClaimed, TokenSecretStore
+from lark_operator.tokens.store import SecretNotOwned, TokenSecretStore
 from tests.unit.fakes import FakeKube
 
 SPEC = LarkAppSpec.parse({"appId": "cli_x1", "appSecretRef": {"name": "s"}})
@@ -76,9 +77,12 @@ def test_a_stale_copy_falls_back_to_read_compare_write() -> None:
     store = TokenSecretStore(kube)  # type: ignore[arg-type]
     first = run(store.write(desired("t-1"), "uid-1", blind=True))
     # Someone added a label meanwhile: our copy's resourceVersion is stale.
+    labels = first["metadata"]["labels"]
     run(
         kube.replace_secret(
-            "ns", NAME, {**first, "metadata": {**first["metadata"], "labels": {"x": "1"}}}
+            "ns",
+            NAME,
+            {**first, "metadata": {**first["metadata"], "labels": {**labels, "x": "1"}}},
         )
     )
     kube.calls.clear()
@@ -107,7 +111,7 @@ def test_another_live_larkapps_secret_is_refused() -> None:
         "metadata": {"name": "other"},
         "spec": {"appId": "cli_x1", "appSecretRef": {"name": "s"}, "target": {"secretName": NAME}},
     }
-    with pytest.raises(SecretClaimed, match="LarkApp 'other'"):
+    with pytest.raises(SecretNotOwned, match="LarkApp 'other'"):
         run(store.write(desired("t-1"), "uid-1", blind=True))
     assert kube.secrets[("ns", NAME)]["data"] == theirs["data"]  # untouched
     # Once that LarkApp is gone, the Secret is free to take over.
@@ -130,5 +134,75 @@ def test_a_secret_controlled_by_something_else_is_refused() -> None:
         },
         "data": {},
     }
-    with pytest.raises(SecretClaimed, match="ExternalSecret 'db'"):
+    with pytest.raises(SecretNotOwned, match="ExternalSecret 'db'"):
         run(store.write(desired("t-1"), "uid-1"))
+
+
+def _foreign(**meta: Any) -> dict[str, Any]:
+    """An existing Secret lark-operator did not create (e.g. a database password)."""
+    return {
+        "metadata": {"name": NAME, "namespace": "ns", "resourceVersion": "7", **meta},
+        "data": {"password": "aHVudGVyMg=="},
+    }
+
+
+def test_an_unrelated_secret_is_neither_written_nor_taken_over() -> None:
+    kube = Kube()
+    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    kube.secrets[("ns", NAME)] = _foreign()
+    before = copy.deepcopy(kube.secrets[("ns", NAME)])
+    for blind in (True, False):
+        with pytest.raises(SecretNotOwned, match="not created by lark-operator") as e:
+            run(store.write(desired("t-1"), "uid-1", blind=blind))
+        assert "larkservice.io/adopt=true" in str(e.value)
+    assert kube.secrets[("ns", NAME)] == before
+    assert "PUT" not in kube.calls
+
+
+def test_a_secret_its_owner_marked_for_adoption_is_taken_over() -> None:
+    kube = Kube()
+    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    kube.secrets[("ns", NAME)] = _foreign(annotations={"larkservice.io/adopt": "true"})
+    written = run(store.write(desired("t-1"), "uid-1", blind=True))
+    assert written["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "lark-operator"
+    assert written["data"]["password"] == "aHVudGVyMg=="  # their key stays
+    assert written["data"]["tenant_access_token"] == desired("t-1")["data"]["tenant_access_token"]
+    assert [o["uid"] for o in written["metadata"]["ownerReferences"]] == ["uid-1"]
+
+
+@pytest.mark.parametrize("delete", [True, False])
+def test_release_touches_only_a_secret_that_is_ours(delete: bool) -> None:
+    kube = Kube()
+    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    for meta in (
+        {},  # unrelated
+        {"annotations": {"larkservice.io/adopt": "true"}},  # consent to adopt is not ours yet
+        {"ownerReferences": [{"kind": "LarkApp", "name": "app", "uid": "uid-1"}]},
+    ):
+        kube.secrets[("ns", NAME)] = _foreign(**meta)
+        before = copy.deepcopy(kube.secrets[("ns", NAME)])
+        done = run(store.release("ns", NAME, "app", "uid-1", delete=delete))
+        assert done.startswith("left alone"), done
+        assert kube.secrets[("ns", NAME)] == before
+    # Another LarkApp's token Secret is not ours to release either.
+    kube.secrets.clear()
+    other = desired("t-2", larkapp="other", uid="uid-2")
+    other["metadata"]["name"] = NAME
+    run(kube.create_secret("ns", other))
+    theirs = copy.deepcopy(kube.secrets[("ns", NAME)])
+    assert run(store.release("ns", NAME, "app", "uid-1", delete=delete)).startswith("left")
+    assert kube.secrets[("ns", NAME)] == theirs
+
+
+def test_release_deletes_or_cuts_the_owner_reference_of_ours() -> None:
+    kube = Kube()
+    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    run(store.write(desired("t-1"), "uid-1", blind=True))
+    assert run(store.release("ns", NAME, "app", "uid-1", delete=False)) == (
+        "kept, owner reference removed"
+    )
+    kept = kube.secrets[("ns", NAME)]
+    assert not kept["metadata"].get("ownerReferences")
+    assert kept["data"] == desired("t-1")["data"]
+    assert run(store.release("ns", NAME, "app", "uid-1", delete=True)) == "deleted"
+    assert ("ns", NAME) not in kube.secrets
