@@ -152,7 +152,9 @@ namespaced mode, part of the ClusterRole otherwise). Each rule says which code n
 # Secrets, which are restored); create/update/patch/delete manage the token Secret
 # (created, replaced on refresh, owner reference cut on deletionPolicy Retain, deleted on
 # deletionPolicy Delete). Names are chosen by users (spec.target.secretName), so they cannot
-# be narrowed with resourceNames.
+# be narrowed with resourceNames: the admission policy (admissionpolicy.yaml) confines the
+# writes to Secrets labelled as the operator's. patch serves only the owner-reference cut
+# (one merge PATCH) and grants nothing get + update do not. No deletecollection.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, update, patch, delete]

@@ -18,6 +18,7 @@ import yaml
 
 from lark_operator.devenv.binaries import MissingBinary, find
 from tests.helpers.kube import Kube
+from tests.helpers.wait import eventually
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "lark-operator"
@@ -269,3 +270,36 @@ def sa_kubeconfig(kube: Kube, namespace: str, sa: str, path: Path) -> str:
     path.write_text(yaml.safe_dump(out))
     path.chmod(0o600)
     return str(path)
+
+
+def sa_user(namespace: str, sa: str) -> str:
+    """The username a ServiceAccount's requests carry (what the admission policy matches)."""
+    return f"system:serviceaccount:{namespace}:{sa}"
+
+
+def as_user(
+    kube: Kube, user: str, ns: str, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """kubectl impersonating `user` (the harness's admin may impersonate anyone)."""
+    return kube.kubectl(f"--as={user}", "-n", ns, *args, input=input, check=False)
+
+
+def policy_denial(policy: str) -> str:
+    """How the apiserver words a request refused by one of the chart's admission policies
+    (the binding has the policy's name); the validation's own message follows."""
+    return f"ValidatingAdmissionPolicy '{policy}' with binding '{policy}' denied request: "
+
+
+def wait_policy_enforced(kube: Kube, user: str, ns: str, policy: str) -> None:
+    """The apiserver starts enforcing a new policy and binding a moment after they are
+    created (its policy informer): wait until `user` is refused an unlabelled Secret (a
+    server-side dry run, so nothing is created while it is not yet enforced)."""
+
+    def refused() -> bool:
+        proc = as_user(
+            kube, user, ns, "create", "secret", "generic", "policy-probe", "--from-literal=k=v",
+            "--dry-run=server",
+        )  # fmt: skip
+        return proc.returncode != 0 and policy_denial(policy) in proc.stderr
+
+    eventually(refused, timeout=30, what=f"admission policy {policy} enforced")

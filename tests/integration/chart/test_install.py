@@ -29,7 +29,13 @@ RESOURCE = {
     "ServiceMonitor": "servicemonitors.monitoring.coreos.com",
     "PrometheusRule": "prometheusrules.monitoring.coreos.com",
     "ConfigMap": "configmaps",
+    "ValidatingAdmissionPolicy": "validatingadmissionpolicies.admissionregistration.k8s.io",
+    "ValidatingAdmissionPolicyBinding": (
+        "validatingadmissionpolicybindings.admissionregistration.k8s.io"
+    ),
 }
+# On by default (admissionPolicy.enabled), in every mode.
+POLICY = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 
 
 def live(kube: Kube, ref: Ref) -> dict[str, Any] | None:
@@ -87,6 +93,7 @@ def test_install_all_namespaces_mode_with_everything(
             "ServiceMonitor",
             "PrometheusRule",
             "ConfigMap",
+            *POLICY,
         },
     )
     # The Deployment exists but no pod runs here (no scheduler/kubelet): expected.
@@ -131,6 +138,7 @@ def test_install_namespaced_ha_then_upgrade_to_all_namespaces(
             "Role",
             "RoleBinding",
             "PodDisruptionBudget",
+            *POLICY,
         },
     )
     # A Role per watched namespace, and the leader-election Role where the Lease lives.
@@ -157,7 +165,7 @@ def test_install_namespaced_ha_then_upgrade_to_all_namespaces(
         kube,
         release,
         namespace,
-        {"ServiceAccount", "Service", "Deployment", "ClusterRole", "ClusterRoleBinding"},
+        {"ServiceAccount", "Service", "Deployment", "ClusterRole", "ClusterRoleBinding", *POLICY},
     )
     for ref in installed - after:
         assert live(kube, ref) is None, f"{ref} left behind by the upgrade"

@@ -1,8 +1,10 @@
 """The real operator process, authenticated as the chart's ServiceAccount (a bound token
 from the TokenRequest API), in namespaced mode: it becomes healthy and reconciles a
 LarkApp all the way to Ready with a token Secret, so the chart's least-privilege RBAC is
-enough. With ha.enabled, two replicas elect a leader on the chart's Lease: one acts, the
-other takes over when it stops."""
+enough; with the chart's admission policy enforced, so everything the operator does to its
+token Secrets (create, replace, cut the owner reference, delete) passes it. With
+ha.enabled, two replicas elect a leader on the chart's Lease: one acts, the other takes
+over when it stops."""
 
 from __future__ import annotations
 
@@ -16,7 +18,12 @@ import pytest
 from tests.helpers.kube import Kube
 from tests.helpers.procs import Operator, http_json
 from tests.helpers.wait import eventually
-from tests.integration.chart.conftest import Helm, sa_kubeconfig
+from tests.integration.chart.conftest import (
+    Helm,
+    sa_kubeconfig,
+    sa_user,
+    wait_policy_enforced,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +34,7 @@ REFRESH_HANDLED = "larkservice.io/refresh-handled-at"
 
 def _no_permission_trouble(op: Operator) -> None:
     logs = op.logs()
-    for needle in ("forbidden", "Forbidden", "Not enough permissions"):
+    for needle in ("forbidden", "Forbidden", "Not enough permissions", "AdmissionPolicy"):
         assert needle not in logs, f"{needle!r} in the operator's log:\n{logs[-3000:]}"
 
 
@@ -36,13 +43,14 @@ def _ready(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
     return cond if cond and cond["status"] == "True" else None
 
 
-def _larkapp(kube: Kube, ns: str, name: str, emulator_url: str) -> None:
+def _larkapp(
+    kube: Kube, ns: str, name: str, emulator_url: str, target: dict[str, Any] | None = None
+) -> None:
     kube.put_secret(ns, f"{name}-secret", {"appSecret": APP_SECRET})
-    kube.create_larkapp(
-        ns,
-        name,
-        {"appId": APP_ID, "appSecretRef": {"name": f"{name}-secret"}, "domain": emulator_url},
-    )
+    spec = {"appId": APP_ID, "appSecretRef": {"name": f"{name}-secret"}, "domain": emulator_url}
+    if target:
+        spec["target"] = target
+    kube.create_larkapp(ns, name, spec)
 
 
 def test_operator_runs_on_the_charts_namespaced_rbac(
@@ -57,13 +65,14 @@ def test_operator_runs_on_the_charts_namespaced_rbac(
     release = f"op-{uuid.uuid4().hex[:6]}"
     sa = f"{release}-lark-operator"
     helm.install(release, namespace, {"crds": {"install": False}, "watchNamespaces": [a, b]})
+    wait_policy_enforced(kube, sa_user(namespace, sa), a, f"{namespace}-{sa}")
     emu = emulator_factory({APP_ID: APP_SECRET})
     cfg = sa_kubeconfig(kube, namespace, sa, tmp_path / "sa.kubeconfig")
     op = Operator(tmp_path / "operator.log", cfg, [a, b], [emu.url]).start(wait=True)
     try:
         t0 = time.monotonic()
-        for ns in (a, b):
-            _larkapp(kube, ns, "app", emu.url)
+        _larkapp(kube, a, "app", emu.url)
+        _larkapp(kube, b, "app", emu.url, {"deletionPolicy": "Retain"})
         for ns in (a, b):
             eventually(lambda ns=ns: _ready(kube, ns, "app"), timeout=30, what=f"{ns}/app Ready")
             token = kube.secret(ns, "app-lark-token")
@@ -72,6 +81,23 @@ def test_operator_runs_on_the_charts_namespaced_rbac(
         # kopf may list namespaces, so it does not spend ~55 s retrying before it serves.
         assert time.monotonic() - t0 < 30
         assert op.wait_healthy()["status"] == "healthy"
+
+        # Deleting the LarkApps: the operator deletes a's token Secret (deletionPolicy
+        # Delete; no garbage collector runs here, so only the operator can) and cuts the
+        # owner reference from b's (Retain, a merge PATCH).
+        assert kube.secret_obj(b, "app-lark-token").metadata.owner_references
+        for ns in (a, b):
+            kube.delete_larkapp(ns, "app")
+        eventually(
+            lambda: kube.secret_obj(a, "app-lark-token") is None, timeout=30, what="a's deleted"
+        )
+
+        def retained() -> bool:
+            secret = kube.secret_obj(b, "app-lark-token")
+            assert secret is not None, "the Retain token Secret was deleted"
+            return not secret.metadata.owner_references
+
+        eventually(retained, timeout=30, what="b's token Secret without its owner reference")
         _no_permission_trouble(op)
     finally:
         op.stop()

@@ -87,6 +87,9 @@ class Toggles:
             Ref("Deployment", NAMESPACE, FULLNAME),
             Ref("ClusterRole", None, CLUSTER_NAME),
             Ref("ClusterRoleBinding", None, CLUSTER_NAME),
+            # admissionPolicy.enabled (default): in both modes.
+            Ref("ValidatingAdmissionPolicy", None, CLUSTER_NAME),
+            Ref("ValidatingAdmissionPolicyBinding", None, CLUSTER_NAME),
         }
         if self.crds:
             out.add(Ref("CustomResourceDefinition", None, CRD_NAME))
@@ -310,6 +313,100 @@ def _check_rbac(docs: list[dict[str, Any]], t: Toggles, watch: list[str]) -> Non
 
 
 # --- contents ------------------------------------------------------------------------------
+
+
+POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+
+
+@pytest.mark.parametrize(
+    "values,sa",
+    [
+        ({}, FULLNAME),
+        ({"watchNamespaces": ["a", "b"]}, FULLNAME),
+        ({"serviceAccount": {"name": "lark-bot"}}, "lark-bot"),
+        ({"serviceAccount": {"create": False, "name": "shared"}}, "shared"),
+    ],
+    ids=["all-namespaces", "namespaced", "sa-name", "sa-not-created"],
+)
+def test_admission_policy_binds_the_operators_service_account(
+    helm: Helm, values: dict[str, Any], sa: str
+) -> None:
+    docs = helm.template(values, namespace="team-a")
+    policy, binding = (one(docs, kind) for kind in POLICY_KINDS)
+    name = f"team-a-{FULLNAME}"
+    assert policy["metadata"]["name"] == binding["metadata"]["name"] == name
+    assert binding["spec"] == {"policyName": name, "validationActions": ["Deny"]}
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    assert spec["matchConstraints"]["resourceRules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "resources": ["secrets"],
+            "operations": ["CREATE", "UPDATE", "DELETE"],
+        }
+    ]
+    assert spec["matchConditions"] == [
+        {
+            "name": "operator-service-account",
+            "expression": f"request.userInfo.username == 'system:serviceaccount:team-a:{sa}'",
+        }
+    ]
+    # A refused request lands in the operator's log: each message says what is allowed.
+    assert len(spec["validations"]) == 4
+    for v in spec["validations"]:
+        assert v["reason"] == "Forbidden"
+        assert "app.kubernetes.io/managed-by=lark-operator" in v["message"], v["message"]
+    assert sum('larkservice.io/adopt="true"' in v["message"] for v in spec["validations"]) == 1
+
+
+def test_admission_policies_of_two_releases_do_not_clash(helm: Helm) -> None:
+    names = {
+        one(helm.template({"watchNamespaces": [ns]}, namespace=ns), kind)["metadata"]["name"]
+        for ns in ("team-a", "team-b")
+        for kind in POLICY_KINDS
+    }
+    assert names == {f"team-a-{FULLNAME}", f"team-b-{FULLNAME}"}
+
+
+@pytest.mark.parametrize("namespaced", [False, True], ids=["all-namespaces", "namespaced"])
+def test_admission_policy_off_renders_none(helm: Helm, namespaced: bool) -> None:
+    values = {"admissionPolicy": {"enabled": False}, "watchNamespaces": ["a"] if namespaced else []}
+    kinds = {d["kind"] for d in helm.template(values)}
+    assert "Deployment" in kinds and not kinds & set(POLICY_KINDS)
+
+
+def test_admission_policy_needs_kubernetes_1_30(helm: Helm) -> None:
+    """admissionregistration.k8s.io/v1 is GA in 1.30: an older cluster, or one that does not
+    serve the kind, gets a message that says what to do, not an install that silently lacks
+    the policy (or fails on the API)."""
+
+    def render(kube_version: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return helm.run(
+            "template", "lo", str(CHART), "--kube-version", kube_version, *extra, check=False
+        )
+
+    # As Helm lists a cluster's kinds: webhooks served, ValidatingAdmissionPolicy not.
+    without_kind = (
+        "--api-versions",
+        "admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration",
+    )
+    for refused in (render("1.29.9"), render(helm.kube_version, *without_kind)):
+        assert refused.returncode != 0
+        assert "admissionPolicy.enabled needs" in refused.stderr, refused.stderr
+        assert "GA in Kubernetes 1.30" in refused.stderr, refused.stderr
+        assert "set admissionPolicy.enabled=false" in refused.stderr, refused.stderr
+    off = render("1.29.9", "--set", "admissionPolicy.enabled=false")
+    assert off.returncode == 0, off.stderr
+    assert "kind: ValidatingAdmissionPolicy" not in off.stdout
+    served = (
+        *without_kind,
+        "--api-versions",
+        "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",
+    )
+    for ok in (render("1.30.0"), render("1.30.0", *served)):
+        assert ok.returncode == 0, ok.stderr
+        assert "kind: ValidatingAdmissionPolicy\n" in ok.stdout
 
 
 def test_crd_is_the_repository_crd(helm: Helm) -> None:

@@ -38,6 +38,8 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("env-without-name", {"env": [{"value": "x"}]}, "env"),
     ("typo-top-level", {"watchNamespace": ["a"]}, "watchNamespace"),
     ("typo-nested", {"serviceMonitor": {"enable": True}}, "enable"),
+    ("admissionPolicy-string", {"admissionPolicy": {"enabled": "no"}}, "enabled"),
+    ("admissionPolicy-typo", {"admissionPolicy": {"enable": False}}, "enable"),
     ("probe-unknown-field", {"livenessProbe": {"httpGet": {"path": "/"}}}, "httpGet"),
 ]
 
@@ -49,6 +51,7 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
     ("urls", {"allowedBaseUrls": ["https://open.example.com", "http://10.0.0.5:8080/base"]}),
     ("digest", {"image": {"digest": "sha256:" + "0" * 64}}),
     ("global", {"global": {"imageRegistry": "x"}}),
+    ("admissionPolicy-off", {"admissionPolicy": {"enabled": False}}),
 ]
 
 
