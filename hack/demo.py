@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from lark_operator.credentials import ALLOWED_BASE_URLS_ENV
 from lark_operator.devenv import servers
 from lark_operator.devenv.binaries import MissingBinary, find
 from lark_operator.devenv.controlplane import ControlPlane, ControlPlaneError, free_port
@@ -160,7 +161,10 @@ class Demo:
     # ..... helpers
     def env(self) -> dict[str, str]:
         path = os.pathsep.join([str(BIN), os.environ.get("PATH", "")])
-        return {**os.environ, "KUBECONFIG": self.kubeconfig, "PATH": path}
+        # The LarkApps' spec.domain is the emulator: commands that send an App Secret
+        # (kubectl lark validate) must allow it as the operator does.
+        allowed = {ALLOWED_BASE_URLS_ENV: self.emulator_url} if self.emulator_url else {}
+        return {**os.environ, "KUBECONFIG": self.kubeconfig, "PATH": path, **allowed}
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, echo: bool = False
@@ -380,7 +384,9 @@ class Demo:
         self.staying = True
         say("--keep: everything stays up until Ctrl-C. In another shell:")
         print(f"    export KUBECONFIG={self.kubeconfig} PATH={BIN}:$PATH", flush=True)
+        print(f"    export {ALLOWED_BASE_URLS_ENV}={self.emulator_url}", flush=True)
         print(f"    kubectl lark status -n {NAMESPACE}", flush=True)
+        print(f"    kubectl lark validate chat-bot -n {NAMESPACE}", flush=True)
         print(f"    kubectl lark describe chat-bot -n {NAMESPACE}", flush=True)
         while all(s.alive() for s in self.spawned):
             time.sleep(1)

@@ -10,8 +10,6 @@ Nothing here knows kopf: handlers.py adapts.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import heapq
 import itertools
@@ -32,6 +30,13 @@ from lark_operator import (
     MANAGED_BY_VALUE,
     REFRESH_HANDLED_ANNOTATION,
     metrics,
+)
+from lark_operator.credentials import (
+    CredentialError,
+    binary_size,
+    decode_value,
+    resolve_base_url,
+    secret_value,
 )
 from lark_operator.kube import KubeClient, KubeError
 from lark_operator.logs import current_context, log_context
@@ -559,29 +564,13 @@ class Controller:
         ref = spec.app_secret_ref
         app.secret_hash = None  # until read: a Secret that comes back is a change
         secret = await self._get_secret(app.namespace, ref.name)
-        if secret is None:
-            self._fail_config(
-                app, "SecretNotFound", f"Secret {ref.name} not found in namespace {app.namespace}."
+        try:
+            return secret_value(
+                secret, ref.name, ref.key, namespace=app.namespace, field="spec.appSecretRef"
             )
+        except CredentialError as e:
+            self._fail_config(app, e.reason, e.message)
             return None
-        raw = (secret.get("data") or {}).get(ref.key)
-        value = _decode(raw)
-        binary = _binary_size(raw) if value is None else None
-        if binary is not None:
-            # Not sent anywhere: a file (a key, a certificate) stored under the wrong key.
-            self._fail_config(
-                app,
-                "InvalidCredentials",
-                f"Secret {ref.name} key {ref.key!r} holds {binary} bytes that are not UTF-8 "
-                "text; an App Secret is 32 characters of text.",
-            )
-            return None
-        if not value:
-            self._fail_config(
-                app, "SecretKeyMissing", f"Secret {ref.name} has no non-empty key {ref.key!r}."
-            )
-            return None
-        return value
 
     def _fail_config(self, app: AppState, reason: str, message: str) -> None:
         """A problem on our side of the wire (no upstream call was made)."""
@@ -622,15 +611,10 @@ class Controller:
         )
 
     async def _refresh(self, app: AppState, spec: LarkAppSpec) -> None:
-        base_url = spec.base_url()
-        if spec.domain not in ("feishu", "lark") and base_url not in (
-            self.settings.normalized_allowed()
-        ):
-            self._fail_config(
-                app,
-                "DomainNotAllowed",
-                f"spec.domain {spec.domain!r} is not in the operator's --allowed-base-url list.",
-            )
+        try:
+            base_url = resolve_base_url(spec.domain, self.settings.allowed_base_urls)
+        except CredentialError as e:
+            self._fail_config(app, e.reason, e.message)
             return
         refused = self._target_refused(spec, app.name)
         if refused is not None:
@@ -806,14 +790,12 @@ class Controller:
 
     async def _read_ref(self, app: AppState, name: str, key: str) -> str | _ProbeFailure:
         secret = await self._get_secret(app.namespace, name)
-        if secret is None:
-            return _ProbeFailure("SecretNotFound", f"Secret {name} not found.", self.clock())
-        value = _decode((secret.get("data") or {}).get(key))
-        if not value:
-            return _ProbeFailure(
-                "SecretNotFound", f"Secret {name} has no key {key!r}.", self.clock()
-            )
-        return value
+        try:
+            return secret_value(secret, name, key, namespace=app.namespace)
+        except CredentialError as e:
+            # A DSN/URL that is not text is a URL that cannot be parsed, not bad credentials.
+            reason = "InvalidURL" if e.reason == "InvalidCredentials" else e.reason
+            return _ProbeFailure(reason, e.message, self.clock())
 
     async def _on_probe_result(self, key: Key, result: Any, dependency: str | None = None) -> None:
         app = self.apps.get(key)
@@ -956,25 +938,9 @@ def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _binary_size(raw: Any) -> int | None:
-    """Size of a Secret value that is not UTF-8 text (None: text, empty or absent)."""
-    try:
-        data = base64.b64decode(raw or "")
-        data.decode()
-    except UnicodeDecodeError:
-        return len(data)
-    except (binascii.Error, ValueError):
-        return None
-    return None
-
-
-def _decode(raw: Any) -> str | None:
-    if not raw:
-        return None
-    try:
-        return base64.b64decode(raw).decode().strip() or None
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
+# Kept for callers and tests that use the old names; the logic is in credentials.py.
+_decode = decode_value
+_binary_size = binary_size
 
 
 def _where(e: BaseException) -> str:

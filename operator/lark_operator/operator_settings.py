@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from lark_operator import credentials
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"LARK_OPERATOR_{name}", default)
@@ -23,7 +25,8 @@ class Settings:
     metrics_port: int | None = None  # None: same as the health port
     log_format: str = _env("LOG_FORMAT", "text")
     log_level: str = _env("LOG_LEVEL", "INFO")
-    allowed_base_urls: list[str] = field(default_factory=lambda: _env_list("ALLOWED_BASE_URLS"))
+    # Read (and compared) by credentials.py, which the CLI commands use as well.
+    allowed_base_urls: list[str] = field(default_factory=credentials.allowed_base_urls)
     # Open Platform client
     api_rate_per_second: float = float(_env("API_RATE", "10"))
     api_burst: int = int(_env("API_BURST", "20"))
@@ -44,6 +47,3 @@ class Settings:
     lease_duration: float = float(_env("LEASE_DURATION_SECONDS", "15"))
     renew_deadline: float = float(_env("RENEW_DEADLINE_SECONDS", "10"))
     retry_period: float = float(_env("RETRY_PERIOD_SECONDS", "2"))
-
-    def normalized_allowed(self) -> set[str]:
-        return {u.rstrip("/") for u in self.allowed_base_urls}

@@ -3,7 +3,9 @@ credentials / probe targets read through it.
 
 `lark-operator validate|token-info|refresh-token --larkapp` use `resolve_larkapp`,
 `health-check --larkapp` uses `resolve_probe_targets`, and `kubectl lark` uses all of it.
-Errors are `ClusterError`s whose text names objects and keys, never a Secret's value.
+Secret values and the domain allowlist go through `credentials`, the operator's own code.
+Errors are `ClusterError`s (the cluster) or `CredentialError`s (a Secret value, a refused
+domain) whose text names objects, keys and URLs, never a Secret's value.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from lark_operator.credentials import ALLOW_IN_CLI, resolve_base_url, secret_value
 from lark_operator.kube import SA_TOKEN_PATH, KubeClient, KubeError, _Auth, load_auth
-from lark_operator.models import BASE_URLS, LarkAppSpec
+from lark_operator.models import LarkAppSpec
 
 SA_NAMESPACE_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -288,57 +290,39 @@ def parse_spec(obj: Mapping[str, Any]) -> LarkAppSpec:
         ) from None
 
 
-async def read_secret_key(kube: KubeClient, namespace: str, name: str, key: str, field: str) -> str:
-    """The decoded value of one Secret key; `field` names the spec field that points here."""
+async def read_secret_value(
+    kube: KubeClient, namespace: str, name: str, key: str, field: str
+) -> str:
+    """The value of one Secret key, read and normalised as the operator does
+    (credentials.secret_value; CredentialError when missing, empty or not text); `field`
+    names the spec field that points here."""
     try:
         secret = await kube.get_secret(namespace, name)
     except KubeError as exc:
         raise ClusterError(_kube_reason(exc, f"Secret {namespace}/{name} ({field})")) from None
-    if secret is None:
-        raise ClusterError(f'Secret "{name}" ({field}) not found in namespace "{namespace}"')
-    raw = (secret.get("data") or {}).get(key)
-    if not raw:
-        keys = ", ".join(sorted(secret.get("data") or {})) or "none"
-        raise ClusterError(
-            f'Secret "{name}" ({field}) has no non-empty key {key!r} (keys present: {keys})'
-        )
-    try:
-        return base64.b64decode(raw).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise ClusterError(f'Secret "{name}" key {key!r} is not valid UTF-8 text') from None
-
-
-def checked_base_url(spec: LarkAppSpec) -> str:
-    """spec.domain as a base URL; the operator's allowlist is not known here, but a URL
-    must at least be an http(s) URL with a host."""
-    if spec.domain in BASE_URLS:
-        return BASE_URLS[spec.domain]
-    parts = urlsplit(spec.domain)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-        raise ClusterError(
-            f"spec.domain {spec.domain!r} is not 'feishu', 'lark' or an http(s) base URL"
-        )
-    return spec.base_url()
+    return secret_value(secret, name, key, namespace=namespace, field=field)
 
 
 async def app_credentials(
-    kube: KubeClient, namespace: str, name: str
+    kube: KubeClient, namespace: str, name: str, allowed: Collection[str]
 ) -> tuple[str, str, str, dict[str, Any]]:
-    """(base URL, app ID, app secret, the LarkApp object)."""
+    """(base URL, app ID, app secret, the LarkApp object). A spec.domain outside `allowed`
+    (and not feishu/lark) is refused before the Secret is even read: CredentialError
+    DomainNotAllowed, as the operator refuses it."""
     obj = await get_larkapp(kube, namespace, name)
     spec = parse_spec(obj)
-    base_url = checked_base_url(spec)
+    base_url = resolve_base_url(spec.domain, allowed, allow_with=ALLOW_IN_CLI)
     ref = spec.app_secret_ref
-    secret = await read_secret_key(kube, namespace, ref.name, ref.key, "spec.appSecretRef")
+    secret = await read_secret_value(kube, namespace, ref.name, ref.key, "spec.appSecretRef")
     return base_url, spec.app_id, secret, obj
 
 
 async def resolve_larkapp(
-    namespace: str, name: str, *, conn: Connection | None = None
+    namespace: str, name: str, *, allowed: Collection[str], conn: Connection | None = None
 ) -> tuple[str, str, str]:
     """(base URL, app ID, app secret) of a LarkApp, through the current kubeconfig."""
     async with session(conn) as kube:
-        base_url, app_id, secret, _ = await app_credentials(kube, namespace, name)
+        base_url, app_id, secret, _ = await app_credentials(kube, namespace, name, allowed)
     return base_url, app_id, secret
 
 
@@ -367,11 +351,11 @@ async def resolve_probe_targets(
                 else (cfg.url_secret_ref, "urlSecretRef")
             )
             where = f"spec.probes.{dep}.{field}"
-            url = await read_secret_key(kube, namespace, ref.name, ref.key, where)
+            url = await read_secret_value(kube, namespace, ref.name, ref.key, where)
             mgmt = None
             if dep == "rabbitmq" and cfg.management_url_secret_ref is not None:
                 m = cfg.management_url_secret_ref
-                mgmt = await read_secret_key(
+                mgmt = await read_secret_value(
                     kube, namespace, m.name, m.key, "spec.probes.rabbitmq.managementUrlSecretRef"
                 )
             targets.append(ProbeTarget(dep, url, cfg, mgmt, spec.probes.timeout_seconds))

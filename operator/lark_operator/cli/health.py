@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from lark_operator.credentials import CredentialError
+
 ENV_URLS: dict[str, tuple[str, ...]] = {
     "postgres": ("DATABASE_URL", "LARK_DATABASE_URL", "POSTGRES_DSN"),
     "redis": ("REDIS_URL", "LARK_REDIS_URL"),
@@ -174,6 +176,8 @@ async def _cluster_targets(ref: str, selected: list[str]) -> list:
         found = resolve(namespace, name, dependencies=selected or None)
         if inspect.isawaitable(found):
             found = await found
+    except CredentialError as exc:  # a DSN/URL Secret missing, empty or not text
+        raise _UsageError(f"cannot resolve {ref}: {exc.reason}: {exc}") from None
     except Exception as exc:
         # The resolver's own words; it is written not to include Secret values.
         raise _UsageError(f"cannot resolve {ref}: {exc}") from None

@@ -11,6 +11,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
+from lark_operator import credentials
 from lark_operator.durations import parse_duration
 from lark_operator.operator_settings import Settings
 
@@ -50,7 +51,8 @@ def register(sub: Any) -> None:
         "--allowed-base-url",
         action="append",
         default=None,
-        help="An Open Platform base URL a LarkApp may name in spec.domain (repeatable)",
+        help="An Open Platform base URL a LarkApp may name in spec.domain (repeatable) "
+        f"[${credentials.ALLOWED_BASE_URLS_ENV}, comma-separated]",
     )
     ha = p.add_argument_group("leader election (HA with a coordination.k8s.io Lease)")
     ha.add_argument(
@@ -107,8 +109,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         value = getattr(args, field, None)
         if value is not None:
             setattr(s, field, value)
-    if args.allowed_base_url:
-        s.allowed_base_urls = list(args.allowed_base_url)
+    s.allowed_base_urls = credentials.allowed_base_urls(args.allowed_base_url)
     return s
 
 

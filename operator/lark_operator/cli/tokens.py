@@ -1,7 +1,9 @@
 """`validate`, `token-info`, `refresh-token`: one app's credentials and token, from a shell.
 
 The app secret comes from LARK_APP_SECRET, never from a flag (a flag lands in shell
-history and in `ps`). Token values are printed only by `refresh-token --show-token`.
+history and in `ps`), or from the LarkApp's Secret. Either way it is normalised and sent
+only to feishu, lark or an allowed base URL, by the operator's own code (credentials.py).
+Token values are printed only by `refresh-token --show-token`.
 Exit status: 0 success, 1 the Open Platform refused or failed, 2 usage/configuration.
 """
 
@@ -21,10 +23,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
+from lark_operator import credentials
 from lark_operator.durations import format_duration
-from lark_operator.models import BASE_URLS
 from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError, Token
 
 SECRET_ENV = "LARK_APP_SECRET"
@@ -63,6 +64,14 @@ def register(sub: Any) -> None:
         p.add_argument(
             "--domain", default="feishu", help="feishu, lark or a base URL [feishu] (--app-id)"
         )
+        p.add_argument(
+            "--allowed-base-url",
+            action="append",
+            default=None,
+            metavar="URL",
+            help="a base URL besides feishu/lark the app secret may be sent to (repeatable) "
+            f"[${credentials.ALLOWED_BASE_URLS_ENV}, comma-separated, as the operator]",
+        )
         p.add_argument("--token-type", choices=("tenant", "app"), default="tenant")
         p.add_argument("-o", "--output", choices=("text", "json"), default="text")
         p.add_argument("--timeout", type=float, default=10.0, help="read timeout, seconds [10]")
@@ -72,17 +81,10 @@ def register(sub: Any) -> None:
         p.set_defaults(func=lambda args, action=action: _run(args, action))
 
 
-def resolve_domain(domain: str) -> str:
-    """feishu | lark | an http(s) base URL -> base URL without a trailing slash."""
-    if domain in BASE_URLS:
-        return BASE_URLS[domain]
-    parts = urlsplit(domain)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise UsageError(f"--domain must be 'feishu', 'lark' or an http(s) base URL: {domain!r}")
-    return domain.rstrip("/")
-
-
 async def _target(args: argparse.Namespace) -> AppTarget:
+    # The operator's allowlist, checked before anything is sent: no command sends an App
+    # Secret to a URL the operator would refuse.
+    allowed = credentials.allowed_base_urls(args.allowed_base_url)
     if args.larkapp:
         namespace, _, name = args.larkapp.partition("/")
         if not namespace or not name or "/" in name:
@@ -93,10 +95,12 @@ async def _target(args: argparse.Namespace) -> AppTarget:
         except ImportError as exc:
             raise UsageError(f"--larkapp is not available in this build ({exc})") from None
         try:
-            found = cluster.resolve_larkapp(namespace, name)
+            found = cluster.resolve_larkapp(namespace, name, allowed=allowed)
             if inspect.isawaitable(found):
                 found = await found
-        except Exception as exc:  # the cluster's reason (not found, forbidden, no secret)
+        except credentials.CredentialError as exc:
+            raise UsageError(f"LarkApp {namespace}/{name}: {exc.reason}: {exc}") from None
+        except Exception as exc:  # the cluster's reason (not found, forbidden)
             raise UsageError(f"cannot read LarkApp {namespace}/{name}: {exc}") from None
         base_url, app_id, app_secret = found
         return AppTarget(str(base_url).rstrip("/"), str(app_id), str(app_secret))
@@ -104,13 +108,19 @@ async def _target(args: argparse.Namespace) -> AppTarget:
         raise UsageError(
             f"--app-id must look like cli_ followed by letters/digits: {args.app_id!r}"
         )
-    secret = os.environ.get(SECRET_ENV, "")
-    if not secret:
+    try:
+        base_url = credentials.resolve_base_url(
+            args.domain, allowed, field="--domain", allow_with=credentials.ALLOW_IN_CLI
+        )
+    except credentials.CredentialError as exc:
+        raise UsageError(f"{exc.reason}: {exc}") from None
+    secret = credentials.normalise_text(os.environ.get(SECRET_ENV, ""))
+    if secret is None:
         raise UsageError(
             f"{SECRET_ENV} is not set: export the app secret in it "
             "(it is never taken as a flag, which would land in shell history)"
         )
-    return AppTarget(resolve_domain(args.domain), args.app_id, secret)
+    return AppTarget(base_url, args.app_id, secret)
 
 
 def _run(args: argparse.Namespace, action: Callable[..., Awaitable[dict[str, Any]]]) -> int:

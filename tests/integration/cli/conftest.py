@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from lark_operator.credentials import ALLOWED_BASE_URLS_ENV
 from tests.helpers.env import Env
 from tests.helpers.wait import eventually
 
 VENV_BIN = Path(sys.executable).parent
 GOOD_APP, GOOD_SECRET = "cli_cligood1", "cli-good-secret-value"
+# Not taken from the test runner's environment: each test says what its commands get.
+INHERITED_NOT = {"KUBECONFIG", ALLOWED_BASE_URLS_ENV, "LARK_APP_SECRET"}
 WRONG_SECRET = "cli-wrong-secret-value"
 
 
@@ -28,13 +31,15 @@ class Cli:
 
     kubeconfig: str
     printed: list[str] = field(default_factory=list)
+    # Environment every command gets (e.g. the allowlist a test's LarkApps need).
+    extra: dict[str, str] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        env = {k: v for k, v in os.environ.items() if k not in INHERITED_NOT}
         # Only directories that exist: kubectl warns about missing PATH entries.
         path = [str(VENV_BIN), "/usr/local/bin", "/usr/bin", "/bin"]
         env.update(PATH=os.pathsep.join(p for p in path if os.path.isdir(p)))
-        env.update({"KUBECONFIG": self.kubeconfig, **extra})
+        env.update({"KUBECONFIG": self.kubeconfig, **self.extra, **extra})
         return env
 
     def run(
@@ -53,8 +58,12 @@ class Cli:
     def kubectl(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return self.run([str(VENV_BIN / "kubectl"), *args], self.env(**env))
 
-    def lark_operator(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.run([str(VENV_BIN / "lark-operator"), *args])
+    def lark_operator(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return self.run([str(VENV_BIN / "lark-operator"), *args], self.env(**env))
+
+    def allow(self, url: str) -> None:
+        """Every command allows `url` as the operator does: its environment variable."""
+        self.extra[ALLOWED_BASE_URLS_ENV] = url
 
 
 @pytest.fixture
@@ -66,6 +75,7 @@ def cli(kubeconfig: str) -> Cli:
 def apps(env_factory: Callable[..., Env], cli: Cli) -> Iterator[Env]:
     """An operator that made `good` Ready and found `bad`'s secret wrong (same app ID)."""
     env = env_factory({GOOD_APP: GOOD_SECRET})
+    cli.allow(env.emu.url)  # the LarkApps' spec.domain, allowed for the operator as well
     env.app_secret("good-secret", GOOD_SECRET)
     env.app_secret("bad-secret", WRONG_SECRET)
     env.larkapp("good", GOOD_APP, secret_name="good-secret")

@@ -55,7 +55,12 @@ def test_health_check_through_the_cluster(
     kube.put_secret(
         namespace,
         "deps",
-        {"dsn": postgres_server.dsn, "url": redis_server.url, "mq": "amqp://u:mq-pw@127.0.0.1:1/"},
+        # A trailing newline (echo into --from-file) is stripped, as the operator strips it.
+        {
+            "dsn": postgres_server.dsn + "\n",
+            "url": redis_server.url,
+            "mq": "amqp://u:mq-pw@127.0.0.1:1/",
+        },
     )
     spec = {
         "appId": "cli_health1",
@@ -82,7 +87,10 @@ def test_health_check_through_the_cluster(
     kube.delete_secret(namespace, "deps")
     gone = cli.lark_operator("health-check", "--larkapp", ref)
     assert gone.returncode == 2
-    assert 'Secret "deps" (spec.probes.postgres.dsnSecretRef) not found' in gone.stderr
+    assert (
+        "SecretNotFound: Secret deps (spec.probes.postgres.dsnSecretRef) "
+        f"not found in namespace {namespace}." in gone.stderr
+    )
 
     passwords = {*server_passwords.values(), "mq-pw", "unused-secret"}
     assert_nothing_leaked(cli, passwords)

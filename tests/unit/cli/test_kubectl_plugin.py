@@ -15,7 +15,6 @@ from lark_operator.cli import cluster
 from lark_operator.cli.kubectl_plugin import build_parser, main, render
 from lark_operator.cli.kubectl_plugin.commands import _outcome_recorded, rfc3339_micro
 from lark_operator.hints import hint_for
-from lark_operator.models import LarkAppSpec
 
 NOW = dt.datetime(2026, 1, 2, 3, 0, 0, tzinfo=dt.UTC)
 
@@ -330,22 +329,3 @@ def test_kubeconfig_exec_plugin(tmp_path: Path) -> None:
     doc["users"] = [{"name": "u", "user": {"exec": {"command": "./plugin.sh"}}}]
     conn = cluster.connect(kubeconfig=write(tmp_path / "cfg", doc))
     assert conn.auth.token == "exec-token"
-
-
-@pytest.mark.parametrize(
-    ("domain", "expected"),
-    [
-        ("feishu", "https://open.feishu.cn"),
-        ("lark", "https://open.larksuite.com"),
-        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
-    ],
-)
-def test_checked_base_url(domain: str, expected: str) -> None:
-    spec = LarkAppSpec.parse({"appId": "cli_x", "appSecretRef": {"name": "s"}, "domain": domain})
-    assert cluster.checked_base_url(spec) == expected
-
-
-def test_checked_base_url_refuses_non_urls() -> None:
-    spec = LarkAppSpec.parse({"appId": "cli_x", "appSecretRef": {"name": "s"}, "domain": "ftp://x"})
-    with pytest.raises(cluster.ClusterError, match="not 'feishu', 'lark' or an http"):
-        cluster.checked_base_url(spec)

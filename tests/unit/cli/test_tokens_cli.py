@@ -76,7 +76,8 @@ def clean(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(emulator: Emulator, *argv: str) -> int:
-    return main([argv[0], "--app-id", APP, "--domain", emulator.base_url, *argv[1:]])
+    allow = ["--allowed-base-url", emulator.base_url]
+    return main([argv[0], "--app-id", APP, "--domain", emulator.base_url, *allow, *argv[1:]])
 
 
 def test_validate_ok(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,15 +210,17 @@ def test_larkapp_resolves_through_the_cluster_module(
 ) -> None:
     seen: list[tuple[str, str]] = []
 
-    def resolve_larkapp(namespace: str, name: str) -> tuple[str, str, str]:
+    def resolve_larkapp(namespace: str, name: str, allowed: list[str]) -> tuple[str, str, str]:
         seen.append((namespace, name))
+        assert allowed == ["http://from-flag:1"]  # the flag reaches the cluster path
         return emulator.base_url, APP, SECRET
 
     fake = types.ModuleType("lark_operator.cli.cluster")
     fake.resolve_larkapp = resolve_larkapp  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lark_operator.cli.cluster", fake)
     monkeypatch.delenv("LARK_APP_SECRET")  # not needed on this path
-    assert main(["token-info", "--larkapp", "team/my-app", "-o", "json"]) == 0
+    argv = ["token-info", "--larkapp", "team/my-app", "--allowed-base-url", "http://from-flag:1"]
+    assert main([*argv, "-o", "json"]) == 0
     assert seen == [("team", "my-app")]
     assert json.loads(capsys.readouterr().out)["app_id"] == APP
 
@@ -225,7 +228,7 @@ def test_larkapp_resolves_through_the_cluster_module(
 def test_larkapp_lookup_failure_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def resolve_larkapp(namespace: str, name: str) -> tuple[str, str, str]:
+    def resolve_larkapp(namespace: str, name: str, allowed: list[str]) -> tuple[str, str, str]:
         raise LookupError("larkapps.larkservice.io 'gone' not found")
 
     fake = types.ModuleType("lark_operator.cli.cluster")
@@ -233,3 +236,34 @@ def test_larkapp_lookup_failure_exits_2(
     monkeypatch.setitem(sys.modules, "lark_operator.cli.cluster", fake)
     assert main(["validate", "--larkapp", "team/gone"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["validate", "token-info", "refresh-token"])
+def test_a_url_domain_not_allowed_is_refused_before_any_call(
+    emulator: Emulator,
+    command: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LARK_OPERATOR_ALLOWED_BASE_URLS", raising=False)
+    assert main([command, "--app-id", APP, "--domain", emulator.base_url]) == 2
+    err = capsys.readouterr().err
+    assert f"DomainNotAllowed: --domain {emulator.base_url} is not an allowed base URL" in err
+    assert f"--allowed-base-url {emulator.base_url}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert emulator.calls() == 0
+    # Allowed by the environment variable the operator reads (a trailing slash is the same).
+    monkeypatch.setenv("LARK_OPERATOR_ALLOWED_BASE_URLS", f"http://other:1,{emulator.base_url}/")
+    assert main([command, "--app-id", APP, "--domain", emulator.base_url]) == 0
+    assert emulator.calls() == 1
+
+
+def test_app_secret_from_the_environment_is_normalised_as_the_operator_does(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LARK_APP_SECRET", f"  {SECRET}\r\n")
+    assert run(emulator, "validate") == 0
+    monkeypatch.setenv("LARK_APP_SECRET", " \n ")
+    assert run(emulator, "validate") == 2
+    assert "LARK_APP_SECRET is not set" in capsys.readouterr().err
+    assert emulator.calls() == 1

@@ -8,7 +8,8 @@ chosen as kubectl chooses them: --kubeconfig, else $KUBECONFIG, else ~/.kube/con
 
 Exit status: 0 success; 1 the check failed (not Ready with --fail-if-not-ready, invalid
 credentials, a refresh that failed or was not handled in time); 2 usage or cluster errors
-(no kubeconfig, LarkApp or Secret not found, apiserver unreachable or forbidden).
+(no kubeconfig, LarkApp or Secret not found, apiserver unreachable or forbidden, a
+spec.domain that is not allowed).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from lark_operator import __version__
+from lark_operator import __version__, credentials
 from lark_operator.cli import cluster
 from lark_operator.cli.kubectl_plugin import commands
 from lark_operator.kube import KubeClient, KubeError
@@ -83,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     va.add_argument("name")
     va.add_argument("--token-type", choices=("tenant", "app"), default=None)
+    va.add_argument(
+        "--allowed-base-url",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="a spec.domain URL besides feishu/lark the app secret may be sent to "
+        f"(repeatable) [${credentials.ALLOWED_BASE_URLS_ENV}, comma-separated, as the operator]",
+    )
     va.add_argument("-o", "--output", choices=("text", "json"), default="text")
     va.add_argument("--timeout", type=float, default=10.0, help="read timeout, seconds [10]")
 
@@ -110,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(func, args))
     except cluster.ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return commands.EXIT_ERROR
+    except credentials.CredentialError as exc:  # a Secret value, a refused domain
+        print(f"error: {exc.reason}: {exc}", file=sys.stderr)
         return commands.EXIT_ERROR
     except KeyboardInterrupt:
         return 130

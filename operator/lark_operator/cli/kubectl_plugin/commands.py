@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from lark_operator import REFRESH_ANNOTATION, REFRESH_HANDLED_ANNOTATION
+from lark_operator import REFRESH_ANNOTATION, REFRESH_HANDLED_ANNOTATION, credentials
 from lark_operator.cli import cluster
 from lark_operator.cli.kubectl_plugin import render
 from lark_operator.hints import hint_for
@@ -159,7 +159,10 @@ def _report_refresh(obj: Mapping[str, Any], requested_at: dt.datetime) -> int:
 async def validate(args: argparse.Namespace, kube: KubeClient, namespace: str) -> int:
     from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError
 
-    base_url, app_id, secret, obj = await cluster.app_credentials(kube, namespace, args.name)
+    allowed = credentials.allowed_base_urls(args.allowed_base_url)
+    base_url, app_id, secret, obj = await cluster.app_credentials(
+        kube, namespace, args.name, allowed
+    )
     token_type = args.token_type or _default_token_type(obj)
     subject = f"LarkApp {namespace}/{args.name} ({app_id})"
     try:
