@@ -43,9 +43,7 @@ def _issued(env: Env, app_id: str) -> set[str]:
 
 def _refused_for(env: Env, name: str, holder: str) -> bool:
     err = last_error(env, name)
-    return err.get("reason") == "SecretNotOwned" and f"LarkApp '{holder}'" in err.get(
-        "message", ""
-    )
+    return err.get("reason") == "SecretNotOwned" and f"LarkApp '{holder}'" in err.get("message", "")
 
 
 @pytest.mark.parametrize("policy", ["Owner", "Orphan"])
