@@ -212,13 +212,15 @@ def test_suspend_stops_upstream_calls(env_factory: Any) -> None:
 
 
 def test_a_changed_app_id_never_shows_beside_the_old_apps_token(env_factory: Any) -> None:
-    """appId (with its Secret) changed on a live LarkApp: the new app's token is fetched at
-    once; no status of the new generation describes the old app's token; the token
-    Secret's app_id and token always belong together."""
+    """appId (with its Secret) changed on a live LarkApp, the new app's secret wrong at
+    first: no status of the new generation describes the old app's token as its own (before,
+    TokenReady stayed True with the old app's token beside the new appId), the Secret keeps
+    the old pair (app_id and token always belong together), and once the new app's secret is
+    right its token lands within seconds."""
     old_app, new_app = "cli_switch01", "cli_switch02"
     env = env_factory({old_app: "switch-secret-old-0001", new_app: "switch-secret-new-0002"})
     env.app_secret("old", "switch-secret-old-0001")
-    env.app_secret("new", "switch-secret-new-0002")
+    env.app_secret("new", "not-the-new-apps-secret")
     env.larkapp("app", old_app, secret_name="old")
     eventually(lambda: env.ready("app"), 30, what="Ready for the old app")
     old_token = env.token("app")
@@ -226,12 +228,11 @@ def test_a_changed_app_id_never_shows_beside_the_old_apps_token(env_factory: Any
         env.ns, "app", {"spec": {"appId": new_app, "appSecretRef": {"name": "new"}}}
     )
     generation = obj["metadata"]["generation"]
-    t0 = time.monotonic()
 
     def issued(app_id: str) -> dict[str, str]:
         return {t["token"]: app_id for t in env.emu.tokens(app_id)["tokens"]}
 
-    def check() -> bool:
+    def consistent() -> dict[str, Any]:
         tokens = {**issued(old_app), **issued(new_app)}
         data = env.kube.secret(env.ns, "app-lark-token") or {}
         tok = data.get("tenant_access_token")
@@ -239,12 +240,32 @@ def test_a_changed_app_id_never_shows_beside_the_old_apps_token(env_factory: Any
             env.secrets.add(tok)
             assert tokens.get(tok) == data.get("app_id"), "app_id and token out of step"
         st = env.kube.larkapp(env.ns, "app").get("status") or {}
-        if st.get("observedGeneration") == generation and "token" in st:
-            fp = st["token"]["fingerprint"]
+        if st.get("observedGeneration") == generation:
             new_fps = {fingerprint(t) for t in issued(new_app)}
-            assert fp in new_fps, "status of the new app describes the old app's token"
-        return bool(tok) and tokens.get(tok) == new_app and env.ready("app")
+            if "token" in st:
+                assert st["token"]["fingerprint"] in new_fps, "the old app's token shown"
+            ready = next(c for c in st["conditions"] if c["type"] == "TokenReady")
+            assert ready["status"] != "True" or "token" in st, ready
+        return st
 
-    eventually(check, 15, interval=0.1, what="the new app's token")
+    def refused() -> bool:
+        st = consistent()
+        cred = next((c for c in st.get("conditions", []) if c["type"] == "CredentialsValid"), {})
+        return st.get("observedGeneration") == generation and cred.get("reason") == (
+            "InvalidCredentials"
+        )
+
+    eventually(refused, 20, interval=0.1, what="the new app refused")
+    assert env.token("app") == old_token, "the old app's token is never blanked"
+    assert (env.kube.secret(env.ns, "app-lark-token") or {})["app_id"] == old_app
+    env.app_secret("new", "switch-secret-new-0002")
+    t0 = time.monotonic()
+
+    def switched() -> bool:
+        consistent()
+        data = env.kube.secret(env.ns, "app-lark-token") or {}
+        return data.get("app_id") == new_app and env.ready("app")
+
+    eventually(switched, 15, interval=0.1, what="the new app's token")
     assert env.token("app") != old_token
     assert time.monotonic() - t0 < 15
