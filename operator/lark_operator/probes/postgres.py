@@ -181,13 +181,17 @@ async def probe_postgres(
         if isinstance(
             exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
         ):
-            return Finding(AUTH_FAILED, f"{where} rejected the login: {exc}")
+            return Finding(AUTH_FAILED, f"{where} rejected the login: {_server_error(exc)}")
         if isinstance(exc, asyncpg.TooManyConnectionsError):
-            return Finding(TOO_MANY_CONNECTIONS, f"{where} refused a new connection: {exc}")
+            return Finding(
+                TOO_MANY_CONNECTIONS, f"{where} refused a new connection: {_server_error(exc)}"
+            )
         if isinstance(exc, asyncpg.CannotConnectNowError):
-            return Finding(UNREACHABLE, f"{where} is not accepting connections: {exc}")
+            return Finding(
+                UNREACHABLE, f"{where} is not accepting connections: {_server_error(exc)}"
+            )
         if isinstance(exc, asyncpg.PostgresError):
-            return Finding(PROBE_ERROR, f"{where} answered SQLSTATE {exc.sqlstate}: {exc}")
+            return Finding(PROBE_ERROR, f"{where} answered {_server_error(exc)}")
         if isinstance(exc, ssl.SSLError):
             return Finding(PROBE_ERROR, f"TLS with {where} failed: {type(exc).__name__}")
         if isinstance(exc, OSError | asyncpg.InterfaceError):
@@ -211,6 +215,13 @@ async def _read_stats(conn: asyncpg.Connection) -> PostgresStats:
             r["name"]: r["lag_seconds"] for r in replicas if r["lag_seconds"] is not None
         },
     )
+
+
+def _server_error(exc: asyncpg.PostgresError) -> str:
+    """The server's own error fields (SQLSTATE and primary message), not the exception's
+    text: that is what the server said, and the server never repeats the password."""
+    message = getattr(exc, "message", None) or (exc.args[0] if exc.args else "")
+    return f"SQLSTATE {exc.sqlstate}: {message}" if message else f"SQLSTATE {exc.sqlstate}"
 
 
 def _os_reason(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 
@@ -40,6 +41,23 @@ async def test_wrong_password_is_auth_failed(postgres_server: PostgresServer) ->
     assert res.reason == r.AUTH_FAILED, res.message
     assert "password authentication failed" in res.message
     assert_no_password(res, "Wrong-Pa55word", postgres_server.password)
+
+
+async def test_a_wrong_one_letter_password_leaves_the_message_intact(
+    postgres_server: PostgresServer,
+) -> None:
+    """Masking 'a' wherever it occurs would read 'p***ssword ***uthentic***tion': the
+    server's message must come through as the server wrote it, and 'a' never alone."""
+    res = await pg.probe_postgres(postgres_server.dsn_for(password="a"), 5)
+    assert res.reason == r.AUTH_FAILED, res.message
+    assert res.message == (
+        f"127.0.0.1:{postgres_server.port} rejected the login: SQLSTATE 28P01: "
+        f'password authentication failed for user "{postgres_server.user}"'
+    )
+    assert res.details["endpoint"] == f"127.0.0.1:{postgres_server.port}"
+    text = f"{res.message} {res.details} {res.to_dict()}"
+    assert re.search(r"(?<!\w)a(?!\w)", text) is None
+    assert_no_password(res, postgres_server.password)
 
 
 async def test_unknown_database_is_a_probe_error_without_the_password(
