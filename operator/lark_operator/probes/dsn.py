@@ -14,6 +14,7 @@ goes through `scrub` before it reaches a result, a log line or the CLI.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -29,14 +30,17 @@ WITHHELD = "(message withheld: it contained the password)"
 # Query parameters and key=value keys that carry a credential in the dialects we accept.
 _SECRET_KEYS = frozenset({"password", "pass", "passwd", "sslpassword", "token"})
 # A URL inside free text: scheme:// up to whitespace, a quote or an angle bracket.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]*")
+_SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")
+_URL_END = re.compile(r"[\s'\"<>`]")
 # key=value as libpq writes it: the value single-quoted (backslash escapes) or up to
 # whitespace; double quotes are accepted too, as other tools print them.
 _KEY_VALUE = re.compile(
     r"(?<!\w)(?P<key>[A-Za-z_]\w*)[ \t]*=[ \t]*"
     r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s'\"]\S*)"
 )
-_CONNINFO = re.compile(r"\s*(?:[A-Za-z_]\w*[ \t]*=[ \t]*(?:'(?:[^'\\]|\\.)*'|\S*)\s*)+")
+# A whole string of such pairs. Possessive (*+): a value ends at whitespace, and without
+# backtracking into it a long "a=a=a..." cannot take exponential time.
+_CONNINFO = re.compile(r"\s*+(?:[A-Za-z_]\w*+[ \t]*+=[ \t]*+(?:'(?:[^'\\]|\\.)*+'|\S*+)\s*+)++")
 
 Span = tuple[int, int]
 
@@ -122,7 +126,7 @@ def _credential_spans(text: str) -> list[Span]:
     """Where the credential values are: URL passwords, password-like query values,
     password=... pairs outside URLs. Merged and sorted."""
     spans: list[Span] = []
-    urls = [(m.start(), m.end()) for m in _URL_IN_TEXT.finditer(text)]
+    urls = _urls_in(text)
     for start, end in urls:
         spans += _url_credential_spans(text, start, end)
     for m in _KEY_VALUE.finditer(text):
@@ -130,6 +134,20 @@ def _credential_spans(text: str) -> list[Span]:
         if m.group("key").lower() in _SECRET_KEYS and m.group("value") and not inside_url:
             spans.append(m.span("value"))
     return _merged(spans)
+
+
+def _urls_in(text: str) -> list[Span]:
+    """Every scheme://... in the text, a URL inside another one's query included."""
+    found: list[Span] = []
+    sep = text.find("://")
+    while sep != -1:
+        start = sep
+        while start > 0 and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        end = _URL_END.search(text, sep + 3)
+        found.append((start, end.start() if end else len(text)))
+        sep = text.find("://", sep + 3)
+    return found
 
 
 def _url_credential_spans(text: str, start: int, end: int) -> list[Span]:

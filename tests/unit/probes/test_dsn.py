@@ -110,6 +110,20 @@ def test_scrub_without_urls_still_masks_credential_fields() -> None:
     assert dsn.scrub("see redis://:pw@h:1/0", None) == "see redis://:***@h:1/0"
 
 
+def test_scrub_finds_every_url_in_text() -> None:
+    text = "see http://h/r?u=http://x:y@z, 5postgresql://u:pw@h/db and ://a:b@c"
+    assert dsn.scrub(text) == (
+        "see http://h/r?u=http://x:***@z, 5postgresql://u:***@h/db and ://a:***@c"
+    )
+
+
+@pytest.mark.timeout(5)
+def test_a_pathological_key_value_string_is_read_in_linear_time() -> None:
+    # A backtracking pattern takes minutes here (each "a=" doubles the ways to split).
+    assert dsn.redact("a=" * 40 + "a !") == "<unparseable URL>"
+    assert dsn.scrub("a=" * 20_000 + " password=x" * 2_000, None).endswith("password=***")
+
+
 def test_secrets_in_reads_urls_and_key_value_strings() -> None:
     found = dsn.secrets_in([URL, "host=h password='a b'", None, "redis://h/0?password=q%2B"])
     assert {"s3cr%40t%2F1", "s3cr@t/1", "a b", "a%20b", "q%2B", "q+"} <= set(found)
