@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
 
+from lark_operator import models
 from lark_operator.probes import postgres as pg
 from lark_operator.probes import result as r
-from tests.fixtures.servers import PostgresServer, SilentListener
+from tests.fixtures.servers import PostgresReplication, PostgresServer, SilentListener
+from tests.integration.probes.poll import until
 
 PgFactory = Callable[..., PostgresServer]
 
@@ -160,3 +162,64 @@ async def test_long_running_query_is_reported(postgres_server: PostgresServer) -
         await sleeper
     finally:
         await conn.close()
+
+
+LAG_2S = models.PostgresProbe.model_validate(
+    {"dsnSecretRef": {"name": "db"}, "maxReplicationLagSeconds": 2}
+)
+
+
+async def test_replica_lag_while_replay_is_paused_then_recovery(
+    postgres_replication: PostgresReplication,
+) -> None:
+    """Probing the replica itself: pg_stat_replication there is empty (it lists servers
+    replicating from it), so the replica's own replay lag is what must show."""
+    pair = postgres_replication
+
+    def replica() -> Awaitable[r.ProbeResult]:
+        return pg.probe_postgres(pair.replica.dsn, 5, LAG_2S)
+
+    def primary() -> Awaitable[r.ProbeResult]:
+        return pg.probe_postgres(pair.primary.dsn, 5, LAG_2S)
+
+    with pair.writing():
+        res = await replica()
+        assert res.healthy, res.message
+        assert (res.details["role"], res.details["replayPaused"]) == ("replica", "false")
+        pair.wait_caught_up()  # the lag then counts from a replayed commit
+        pair.pause_replay()
+        res = await until(replica, r.REPLICATION_LAG, 20)
+        assert res.reason == r.REPLICATION_LAG, res.message
+        assert float(res.details["replayLagSeconds"]) >= 2  # shown to 0.1 s
+        assert res.details["replayPaused"] == "true"
+        assert "this replica replays" in res.message and "replay is paused" in res.message
+        # The primary sees the same replica through pg_stat_replication.replay_lag.
+        res = await until(primary, r.REPLICATION_LAG, 20)
+        assert res.reason == r.REPLICATION_LAG, res.message
+        assert f"replica {pair.standby_name} replays" in res.message
+        pair.resume_replay()
+        res = await until(replica, r.HEALTHY, 20)
+        assert res.healthy, res.message
+        assert res.details["replayPaused"] == "false"
+        assert float(res.details["replayLagSeconds"]) <= 2
+    assert_no_password(res, pair.replica.password)
+
+
+async def test_replica_paused_before_replaying_any_commit_still_reports_lag(
+    postgres_replication: PostgresReplication,
+) -> None:
+    """With no commit replayed since the replica started there is no replay timestamp:
+    the lag then counts from the replica's start, not 'unknown, so healthy'."""
+    pair = postgres_replication
+    pair.pause_replay()
+    assert pair.replica.psql("SELECT pg_last_xact_replay_timestamp() IS NULL") == "t"
+
+    def replica() -> Awaitable[r.ProbeResult]:
+        return pg.probe_postgres(pair.replica.dsn, 5, LAG_2S)
+
+    with pair.writing():
+        res = await until(replica, r.REPLICATION_LAG, 20)
+        assert res.reason == r.REPLICATION_LAG, res.message
+        pair.resume_replay()
+        res = await until(replica, r.HEALTHY, 20)
+        assert res.healthy, res.message
