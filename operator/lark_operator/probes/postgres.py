@@ -45,6 +45,20 @@ SELECT current_setting('server_version') AS server_version,
          WHERE datname = current_database())::bigint AS deadlocks,
        pg_is_in_recovery() AS in_recovery
 """
+# A replica's own lag: pg_stat_replication lists the servers replicating FROM this one,
+# so a replica reads its lag itself. Caught up (all received WAL replayed) is 0; behind, it
+# is the time since the last replayed transaction committed on the primary (or, if none was
+# replayed since the replica started, since it started), which grows while replay is
+# paused or slow and the primary writes. Not streaming (no WAL receiver, e.g. restoring
+# from an archive): unknown.
+_REPLAY_SQL = """
+SELECT pg_is_wal_replay_paused() AS paused,
+       CASE WHEN pg_last_wal_receive_lsn() IS NULL THEN NULL
+            WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
+            ELSE extract(epoch FROM clock_timestamp() - coalesce(
+                     pg_last_xact_replay_timestamp(), pg_postmaster_start_time()))
+       END::float8 AS lag_seconds
+"""
 # replay_lag is NULL for roles without pg_read_all_stats (grant pg_monitor to see it).
 _REPLICATION_SQL = """
 SELECT coalesce(application_name, '') AS name,
@@ -62,6 +76,8 @@ class PostgresStats:
     deadlocks: int | None = None
     in_recovery: bool = False
     replication_lag: dict[str, float] = field(default_factory=dict)  # replica -> seconds
+    replay_lag: float | None = None  # this server's own, when it is a replica
+    replay_paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,10 @@ def diagnose_stats(
     if stats.replication_lag:
         details["replicas"] = str(len(stats.replication_lag))
         details["replicationLagSeconds"] = f"{max_lag:.1f}"
+    if stats.in_recovery:
+        details["replayPaused"] = str(stats.replay_paused).lower()
+        if stats.replay_lag is not None:
+            details["replayLagSeconds"] = f"{stats.replay_lag:.1f}"
     findings: list[Finding] = []
     if percent >= limits.max_connections_percent:
         findings.append(
@@ -121,6 +141,16 @@ def diagnose_stats(
                 REPLICATION_LAG,
                 f"replica {worst or '(unnamed)'} replays {max_lag:.1f}s behind "
                 f"(> {limits.max_replication_lag_seconds}s)",
+            )
+        )
+    limit = limits.max_replication_lag_seconds
+    if stats.replay_lag is not None and stats.replay_lag > limit:
+        paused = "; replay is paused (pg_wal_replay_resume() resumes it)"
+        findings.append(
+            Finding(
+                REPLICATION_LAG,
+                f"this replica replays {stats.replay_lag:.1f}s behind its primary (> {limit}s)"
+                + (paused if stats.replay_paused else ""),
             )
         )
     if new_deadlocks and new_deadlocks >= limits.deadlocks_per_interval:
@@ -156,7 +186,7 @@ async def probe_postgres(
             started = time.perf_counter()
             await conn.fetchval("SELECT 1")
             latency_ms = (time.perf_counter() - started) * 1000
-            progress.stage = "reading pg_stat_activity and pg_stat_database"
+            progress.stage = "reading pg_stat_activity, pg_stat_database and replication"
             stats = await _read_stats(conn)
             progress.stage = "closing the connection"
             await conn.close(timeout=max(timeout / 2, 0.1))
@@ -181,13 +211,17 @@ async def probe_postgres(
         if isinstance(
             exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
         ):
-            return Finding(AUTH_FAILED, f"{where} rejected the login: {exc}")
+            return Finding(AUTH_FAILED, f"{where} rejected the login: {_server_error(exc)}")
         if isinstance(exc, asyncpg.TooManyConnectionsError):
-            return Finding(TOO_MANY_CONNECTIONS, f"{where} refused a new connection: {exc}")
+            return Finding(
+                TOO_MANY_CONNECTIONS, f"{where} refused a new connection: {_server_error(exc)}"
+            )
         if isinstance(exc, asyncpg.CannotConnectNowError):
-            return Finding(UNREACHABLE, f"{where} is not accepting connections: {exc}")
+            return Finding(
+                UNREACHABLE, f"{where} is not accepting connections: {_server_error(exc)}"
+            )
         if isinstance(exc, asyncpg.PostgresError):
-            return Finding(PROBE_ERROR, f"{where} answered SQLSTATE {exc.sqlstate}: {exc}")
+            return Finding(PROBE_ERROR, f"{where} answered {_server_error(exc)}")
         if isinstance(exc, ssl.SSLError):
             return Finding(PROBE_ERROR, f"TLS with {where} failed: {type(exc).__name__}")
         if isinstance(exc, OSError | asyncpg.InterfaceError):
@@ -200,6 +234,7 @@ async def probe_postgres(
 async def _read_stats(conn: asyncpg.Connection) -> PostgresStats:
     row = await conn.fetchrow(_STATS_SQL)
     replicas = await conn.fetch(_REPLICATION_SQL)
+    replay = await conn.fetchrow(_REPLAY_SQL) if row["in_recovery"] else None
     return PostgresStats(
         server_version=row["server_version"],
         max_connections=row["max_connections"],
@@ -210,7 +245,16 @@ async def _read_stats(conn: asyncpg.Connection) -> PostgresStats:
         replication_lag={
             r["name"]: r["lag_seconds"] for r in replicas if r["lag_seconds"] is not None
         },
+        replay_lag=replay["lag_seconds"] if replay else None,
+        replay_paused=bool(replay and replay["paused"]),
     )
+
+
+def _server_error(exc: asyncpg.PostgresError) -> str:
+    """The server's own error fields (SQLSTATE and primary message), not the exception's
+    text: that is what the server said, and the server never repeats the password."""
+    message = getattr(exc, "message", None) or (exc.args[0] if exc.args else "")
+    return f"SQLSTATE {exc.sqlstate}: {message}" if message else f"SQLSTATE {exc.sqlstate}"
 
 
 def _os_reason(exc: BaseException) -> str:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
 
+from lark_operator import models
 from lark_operator.probes import postgres as pg
 from lark_operator.probes import result as r
-from tests.fixtures.servers import PostgresServer, SilentListener
+from tests.fixtures.servers import PostgresReplication, PostgresServer, SilentListener
+from tests.integration.probes.poll import until
 
 PgFactory = Callable[..., PostgresServer]
 
@@ -40,6 +43,23 @@ async def test_wrong_password_is_auth_failed(postgres_server: PostgresServer) ->
     assert res.reason == r.AUTH_FAILED, res.message
     assert "password authentication failed" in res.message
     assert_no_password(res, "Wrong-Pa55word", postgres_server.password)
+
+
+async def test_a_wrong_one_letter_password_leaves_the_message_intact(
+    postgres_server: PostgresServer,
+) -> None:
+    """Masking 'a' wherever it occurs would read 'p***ssword ***uthentic***tion': the
+    server's message must come through as the server wrote it, and 'a' never alone."""
+    res = await pg.probe_postgres(postgres_server.dsn_for(password="a"), 5)
+    assert res.reason == r.AUTH_FAILED, res.message
+    assert res.message == (
+        f"127.0.0.1:{postgres_server.port} rejected the login: SQLSTATE 28P01: "
+        f'password authentication failed for user "{postgres_server.user}"'
+    )
+    assert res.details["endpoint"] == f"127.0.0.1:{postgres_server.port}"
+    text = f"{res.message} {res.details} {res.to_dict()}"
+    assert re.search(r"(?<!\w)a(?!\w)", text) is None
+    assert_no_password(res, postgres_server.password)
 
 
 async def test_unknown_database_is_a_probe_error_without_the_password(
@@ -142,3 +162,64 @@ async def test_long_running_query_is_reported(postgres_server: PostgresServer) -
         await sleeper
     finally:
         await conn.close()
+
+
+LAG_2S = models.PostgresProbe.model_validate(
+    {"dsnSecretRef": {"name": "db"}, "maxReplicationLagSeconds": 2}
+)
+
+
+async def test_replica_lag_while_replay_is_paused_then_recovery(
+    postgres_replication: PostgresReplication,
+) -> None:
+    """Probing the replica itself: pg_stat_replication there is empty (it lists servers
+    replicating from it), so the replica's own replay lag is what must show."""
+    pair = postgres_replication
+
+    def replica() -> Awaitable[r.ProbeResult]:
+        return pg.probe_postgres(pair.replica.dsn, 5, LAG_2S)
+
+    def primary() -> Awaitable[r.ProbeResult]:
+        return pg.probe_postgres(pair.primary.dsn, 5, LAG_2S)
+
+    with pair.writing():
+        res = await replica()
+        assert res.healthy, res.message
+        assert (res.details["role"], res.details["replayPaused"]) == ("replica", "false")
+        pair.wait_caught_up()  # the lag then counts from a replayed commit
+        pair.pause_replay()
+        res = await until(replica, r.REPLICATION_LAG, 20)
+        assert res.reason == r.REPLICATION_LAG, res.message
+        assert float(res.details["replayLagSeconds"]) >= 2  # shown to 0.1 s
+        assert res.details["replayPaused"] == "true"
+        assert "this replica replays" in res.message and "replay is paused" in res.message
+        # The primary sees the same replica through pg_stat_replication.replay_lag.
+        res = await until(primary, r.REPLICATION_LAG, 20)
+        assert res.reason == r.REPLICATION_LAG, res.message
+        assert f"replica {pair.standby_name} replays" in res.message
+        pair.resume_replay()
+        res = await until(replica, r.HEALTHY, 20)
+        assert res.healthy, res.message
+        assert res.details["replayPaused"] == "false"
+        assert float(res.details["replayLagSeconds"]) <= 2
+    assert_no_password(res, pair.replica.password)
+
+
+async def test_replica_paused_before_replaying_any_commit_still_reports_lag(
+    postgres_replication: PostgresReplication,
+) -> None:
+    """With no commit replayed since the replica started there is no replay timestamp:
+    the lag then counts from the replica's start, not 'unknown, so healthy'."""
+    pair = postgres_replication
+    pair.pause_replay()
+    assert pair.replica.psql("SELECT pg_last_xact_replay_timestamp() IS NULL") == "t"
+
+    def replica() -> Awaitable[r.ProbeResult]:
+        return pg.probe_postgres(pair.replica.dsn, 5, LAG_2S)
+
+    with pair.writing():
+        res = await until(replica, r.REPLICATION_LAG, 20)
+        assert res.reason == r.REPLICATION_LAG, res.message
+        pair.resume_replay()
+        res = await until(replica, r.HEALTHY, 20)
+        assert res.healthy, res.message

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +13,7 @@ from lark_operator import models
 from lark_operator.probes import result as r
 from lark_operator.probes.rabbitmq import probe_rabbitmq
 from tests.fixtures.servers import RabbitMQServer, SilentListener
+from tests.integration.probes.poll import until  # management statistics lag a little
 
 pytestmark = pytest.mark.integration
 
@@ -47,16 +47,6 @@ async def queue(rabbitmq_server: RabbitMQServer) -> AsyncIterator[Callable]:
     for name in names:
         await channel.queue_delete(name)
     await conn.close()
-
-
-async def until(probe: Callable, reason: str, seconds: float = 5) -> r.ProbeResult:
-    """Management statistics lag by up to collect_statistics_interval: poll briefly."""
-    deadline = time.monotonic() + seconds
-    while True:
-        res = await probe()
-        if res.reason == reason or time.monotonic() > deadline:
-            return res
-        await asyncio.sleep(0.2)
 
 
 async def test_healthy_with_management(rabbitmq_server: RabbitMQServer) -> None:

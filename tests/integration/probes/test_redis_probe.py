@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -44,6 +45,18 @@ async def test_wrong_or_missing_password_is_auth_failed(
     res = await probe_redis(url, 5)
     assert res.reason == r.AUTH_FAILED, res.message
     assert_no_password(res, redis_server.password or "", "Wrong-Pa55word")
+
+
+async def test_a_wrong_one_letter_password_leaves_the_message_intact(
+    redis_server: RedisServer,
+) -> None:
+    res = await probe_redis(redis_server.url_for("i"), 5)
+    assert res.reason == r.AUTH_FAILED, res.message
+    assert res.message.startswith(f"127.0.0.1:{redis_server.port} rejected the credentials: ")
+    assert "invalid username-password pair" in res.message  # not 'inv***l***d'
+    text = f"{res.message} {res.details} {res.to_dict()}"
+    assert re.search(r"(?<!\w)i(?!\w)", text) is None
+    assert_no_password(res, redis_server.password or "")
 
 
 async def test_silent_server_times_out_within_the_timeout(

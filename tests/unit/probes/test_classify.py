@@ -14,7 +14,7 @@ import pytest
 from redis import exceptions as rexc
 
 from lark_operator import metrics
-from lark_operator.probes import postgres, rabbitmq, redis
+from lark_operator.probes import dsn, postgres, rabbitmq, redis
 from lark_operator.probes import result as r
 from lark_operator.probes.runner import ProbeFailed, run_probe
 
@@ -63,6 +63,28 @@ async def test_postgres_classification(
     assert (res.healthy, res.reason) == (False, reason)
     assert res.details["endpoint"] == "db.internal:5432"
     assert_no_secret(res)
+
+
+async def test_a_one_letter_password_leaves_the_server_message_intact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exc = asyncpg.InvalidPasswordError('password authentication failed for user "app"')
+    monkeypatch.setattr(postgres.asyncpg, "connect", raising(exc))
+    res = await postgres.probe_postgres("postgresql://app:a@db.internal:5432/app", 2)
+    assert res.message == (
+        "db.internal:5432 rejected the login: SQLSTATE 28P01: password authentication failed "
+        'for user "app"'
+    )
+
+
+async def test_a_driver_text_echoing_the_password_is_withheld(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exc = OSError(f"could not connect to {PG_URL}: password {SECRET} refused")
+    monkeypatch.setattr(postgres.asyncpg, "connect", raising(exc))
+    res = await postgres.probe_postgres(PG_URL, 2)
+    assert (res.reason, res.message) == (r.UNREACHABLE, dsn.WITHHELD)
+    assert res.details["endpoint"] == "db.internal:5432"
 
 
 async def test_unexpected_exception_reports_the_type_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,6 +55,34 @@ def test_postgres_thresholds_come_from_the_spec() -> None:
     assert reasons(findings) == [r.DEADLOCKS]
 
 
+@pytest.mark.parametrize(
+    ("lag", "paused", "expected"),
+    [(0.0, False, []), (5.0, True, []), (5.1, False, [r.REPLICATION_LAG]), (None, True, [])],
+)
+def test_postgres_replica_reports_its_own_replay_lag(
+    lag: float | None, paused: bool, expected: list[str]
+) -> None:
+    stats = pg_stats(in_recovery=True, replay_lag=lag, replay_paused=paused)
+    findings, details = postgres.diagnose_stats(stats, postgres.PostgresThresholds(30, 5, 1), 0)
+    assert reasons(findings) == expected
+    assert (details["role"], details["replayPaused"]) == ("replica", str(paused).lower())
+    assert details.get("replayLagSeconds") == (None if lag is None else f"{lag:.1f}")
+
+
+def test_postgres_lag_message_says_replay_is_paused() -> None:
+    stats = pg_stats(in_recovery=True, replay_lag=12.04, replay_paused=True)
+    findings, _ = postgres.diagnose_stats(stats, postgres.PostgresThresholds(30, 5, 1), 0)
+    assert findings[0].message == (
+        "this replica replays 12.0s behind its primary (> 5s); replay is paused "
+        "(pg_wal_replay_resume() resumes it)"
+    )
+
+
+def test_postgres_primary_has_no_replay_details() -> None:
+    _, details = postgres.diagnose_stats(pg_stats(), postgres.PostgresThresholds(), 0)
+    assert "replayPaused" not in details and "replayLagSeconds" not in details
+
+
 def test_postgres_default_thresholds_match_the_crd_defaults() -> None:
     assert postgres.PostgresThresholds() == postgres.PostgresThresholds(90, 30, 1)
 

@@ -1,0 +1,22 @@
+"""Polling a probe until it reports a reason, for findings that take a moment to show."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from lark_operator.probes import result as r
+
+
+async def until(
+    probe: Callable[[], Awaitable[r.ProbeResult]], reason: str, seconds: float = 5
+) -> r.ProbeResult:
+    """Probe every 0.2 s until the result's reason is `reason` or `seconds` have passed;
+    return the last result (the caller asserts on it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        res = await probe()
+        if res.reason == reason or time.monotonic() > deadline:
+            return res
+        await asyncio.sleep(0.2)
