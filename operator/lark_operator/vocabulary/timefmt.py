@@ -1,8 +1,27 @@
-"""Go-style duration strings ('10m', '1h30m', '500ms'), as the CRD accepts them."""
+"""Times and durations as the operator writes and reads them: RFC 3339 in UTC to the second
+(status, Secrets, Events), and Go-style durations ('10m', '1h30m', '500ms') as the CRD
+accepts them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+
+
+def rfc3339(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
 
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _WHOLE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+$")

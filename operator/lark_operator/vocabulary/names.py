@@ -1,0 +1,35 @@
+"""The Kubernetes names the operator owns: API group, kinds, labels, annotations (spelled
+out whole, so that a grep for one finds its definition)."""
+
+from __future__ import annotations
+
+GROUP = "larkservice.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+PLURAL = "larkapps"
+KIND = "LarkApp"
+FINALIZER = "larkservice.io/finalizer"
+
+# `kubectl lark refresh` sets the first; the operator records the value it acted on in the
+# second (so a request made while it was down is not lost).
+REFRESH_ANNOTATION = "larkservice.io/refresh-requested-at"
+REFRESH_HANDLED_ANNOTATION = "larkservice.io/refresh-handled-at"
+
+# On token Secrets.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "lark-operator"
+LARKAPP_LABEL = "larkservice.io/larkapp"
+FULL_NAME_ANNOTATION = "larkservice.io/larkapp-name"  # the LarkApp's name when the label is hashed
+BASE_URL_ANNOTATION = "larkservice.io/base-url"  # the platform that issued the tokens
+ADOPT_ANNOTATION = "larkservice.io/adopt"  # consent by a Secret's owner to be taken over
+
+
+# Per token type, so that a restarted operator knows each expiry without the data.
+EXPIRES_ANNOTATIONS = {
+    "tenant": "larkservice.io/tenant-expires-at",
+    "app": "larkservice.io/app-expires-at",
+}
+
+
+def expires_annotation(token_type: str) -> str:
+    return EXPIRES_ANNOTATIONS[token_type]
