@@ -15,9 +15,8 @@ import binascii
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from lark_operator.models import BASE_URLS
+from lark_operator.vocabulary.domains import BASE_URLS, is_base_url
 
 ALLOWED_BASE_URLS_ENV = "LARK_OPERATOR_ALLOWED_BASE_URLS"
 # How a person allows a URL, per caller ({url}: the refused URL).
@@ -132,7 +131,7 @@ def resolve_base_url(
     if domain in BASE_URLS:
         return BASE_URLS[domain]
     url = domain.rstrip("/")
-    if not _is_base_url(url):
+    if not is_base_url(url):
         raise CredentialError(
             "DomainNotAllowed",
             f"{field} {domain!r} is not 'feishu', 'lark' or an http(s) base URL.",
@@ -144,19 +143,3 @@ def resolve_base_url(
             f"{allow_with.format(url=url)}, or use 'feishu' / 'lark'.",
         )
     return url
-
-
-def _is_base_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 (raises on a port that is not a number)
-    except ValueError:  # e.g. an unclosed IPv6 bracket, a bad port
-        return False
-    return (
-        parts.scheme in ("http", "https")
-        and bool(host)
-        and not parts.query
-        and not parts.fragment
-        and not any(c.isspace() for c in url)
-    )

@@ -1,49 +1,126 @@
-"""Every operator knob in one place: CLI flags override LARK_OPERATOR_* environment."""
+"""Every operator knob in one place, read once at start by `load()`: `run`'s flags override
+the LARK_OPERATOR_* environment. A bad value stops the start with one line naming the
+variable (or flag) and what is wrong; nothing is read at import time."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
-from lark_operator import credentials
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lark_operator.vocabulary.domains import is_base_url
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"LARK_OPERATOR_{name}", default)
-
-
-def _env_list(name: str) -> list[str]:
-    raw = os.environ.get(f"LARK_OPERATOR_{name}", "")
-    return [x.strip() for x in raw.split(",") if x.strip()]
+PREFIX = "LARK_OPERATOR_"
+CommaList = Annotated[list[str], NoDecode]
 
 
-@dataclass
-class Settings:
-    namespaces: list[str] = field(default_factory=lambda: _env_list("NAMESPACES"))
-    all_namespaces: bool = False
-    health_port: int = int(_env("HEALTH_PORT", "9091"))
-    metrics_port: int | None = None  # None: same as the health port
-    log_format: str = _env("LOG_FORMAT", "text")
-    log_level: str = _env("LOG_LEVEL", "INFO")
-    # Read (and compared) by credentials.py, which the CLI commands use as well.
-    allowed_base_urls: list[str] = field(default_factory=credentials.allowed_base_urls)
+def _env(name: str) -> Any:
+    """A field read from LARK_OPERATOR_<name> (for fields whose name is not the variable's)."""
+    return AliasChoices(name.lower(), PREFIX + name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="ignore", populate_by_name=True, validate_default=True
+    )
+
+    namespaces: CommaList = []  # empty: every namespace
+    health_port: int = Field(9091, ge=1, le=65535)
+    metrics_port: int | None = Field(None, ge=1, le=65535)  # None: the health port
+    bind_address: str = "0.0.0.0"  # of /health and /metrics
+    log_format: Literal["json", "text"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Base URLs a LarkApp may name in spec.domain besides feishu/lark (the CLI reads the
+    # same variable, lark_operator.credentials).
+    allowed_base_urls: CommaList = []
     # Open Platform client
-    api_rate_per_second: float = float(_env("API_RATE", "10"))
-    api_burst: int = int(_env("API_BURST", "20"))
+    api_rate_per_second: float = Field(10.0, gt=0, validation_alias=_env("API_RATE"))
+    api_burst: int = Field(20, ge=1)
     # Refresh scheduling
-    max_concurrent_refreshes: int = int(_env("MAX_CONCURRENT_REFRESHES", "32"))
-    retry_base: float = float(_env("RETRY_BASE_SECONDS", "5"))
-    retry_cap: float = float(_env("RETRY_CAP_SECONDS", "300"))
-    credentials_retry_cap: float = float(_env("CREDENTIALS_RETRY_CAP_SECONDS", "600"))
-    near_expiry_retry_cap: float = float(_env("NEAR_EXPIRY_RETRY_CAP_SECONDS", "30"))
+    max_concurrent_refreshes: int = Field(32, ge=1)
+    retry_base: float = Field(5.0, gt=0, validation_alias=_env("RETRY_BASE_SECONDS"))
+    retry_cap: float = Field(300.0, gt=0, validation_alias=_env("RETRY_CAP_SECONDS"))
+    credentials_retry_cap: float = Field(
+        600.0, gt=0, validation_alias=_env("CREDENTIALS_RETRY_CAP_SECONDS")
+    )
+    # Transient failures are retried at most this far apart (a token may lapse otherwise).
+    near_expiry_retry_cap: float = Field(
+        30.0, gt=0, validation_alias=_env("NEAR_EXPIRY_RETRY_CAP_SECONDS")
+    )
     # Probes
-    max_concurrent_probes: int = int(_env("MAX_CONCURRENT_PROBES", "16"))
-    probe_status_every: float = float(_env("PROBE_STATUS_EVERY_SECONDS", "300"))
-    # HA
-    # HA by Lease (leader.py): only the holder of the Lease runs kopf and the controller.
-    leader_elect: bool = _env("LEADER_ELECT", "false").lower() in ("1", "true", "yes")
-    leader_elect_namespace: str | None = os.environ.get("LARK_OPERATOR_LEADER_ELECT_NAMESPACE")
-    leader_elect_name: str = _env("LEADER_ELECT_NAME", "lark-operator")
-    lease_duration: float = float(_env("LEASE_DURATION_SECONDS", "15"))
-    renew_deadline: float = float(_env("RENEW_DEADLINE_SECONDS", "10"))
-    retry_period: float = float(_env("RETRY_PERIOD_SECONDS", "2"))
+    max_concurrent_probes: int = Field(16, ge=1)
+    probe_status_every: float = Field(
+        300.0, gt=0, validation_alias=_env("PROBE_STATUS_EVERY_SECONDS")
+    )
+    # HA by Lease (app/leader.py): only the holder of the Lease runs kopf and the reconciler.
+    leader_elect: bool = False
+    leader_elect_namespace: str | None = None
+    leader_elect_name: str = "lark-operator"
+    lease_duration: float = Field(15.0, gt=0, validation_alias=_env("LEASE_DURATION_SECONDS"))
+    renew_deadline: float = Field(10.0, gt=0, validation_alias=_env("RENEW_DEADLINE_SECONDS"))
+    retry_period: float = Field(2.0, gt=0, validation_alias=_env("RETRY_PERIOD_SECONDS"))
+
+    @field_validator("namespaces", "allowed_base_urls", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [x.strip() for x in value.split(",") if x.strip()]
+        return value
+
+    @field_validator("allowed_base_urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not is_base_url(url.rstrip("/")):
+                raise ValueError(
+                    f"{url!r} is not an http(s) base URL with a host (e.g. https://open.example.com)"
+                )
+        return urls
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class SettingsError(ValueError):
+    """One line: the variable or flag, and what is wrong with its value."""
+
+
+# Fields whose flag is not --<field name with dashes>.
+_FLAGS = {"allowed_base_urls": "--allowed-base-url", "namespaces": "--namespace"}
+
+
+def load(**overrides: Any) -> Settings:
+    """Settings from the environment, with `overrides` (from flags; None = not given) on
+    top. SettingsError names the first bad variable or flag."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        field = field.removeprefix(PREFIX).lower()
+        source = (
+            _FLAGS.get(field, "--" + field.replace("_", "-"))
+            if field in given
+            else _variable(field)
+        )
+        raise SettingsError(f"{source}: {_message(err)}") from None
+
+
+def _variable(field: str) -> str:
+    alias = (
+        Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    )
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[-1])
+    return PREFIX + field.upper()
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    shown = value if isinstance(value, (str, int, float)) and len(str(value)) < 200 else None
+    return f"{msg} (got {shown!r})" if shown is not None else msg
