@@ -11,26 +11,28 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from lark_operator.hints import hint_for
+from lark_operator.vocabulary.dependencies import DEPENDENCIES
+from lark_operator.vocabulary.hints import hint_for
+from lark_operator.vocabulary.reasons import Reason
+from lark_operator.vocabulary.timefmt import rfc3339
 
-DEPENDENCIES = ("postgres", "redis", "rabbitmq")
+__all__ = ["DEPENDENCIES"]
 
-HEALTHY = "Healthy"
-INVALID_URL = "InvalidURL"
-UNREACHABLE = "Unreachable"
-TIMEOUT = "Timeout"
-AUTH_FAILED = "AuthFailed"
-PROBE_ERROR = "ProbeError"
-ALARM_RAISED = "AlarmRaised"
-TOO_MANY_CONNECTIONS = "TooManyConnections"
-MEMORY_PRESSURE = "MemoryPressure"
-REPLICATION_LAG = "ReplicationLag"
-DEADLOCKS = "Deadlocks"
-NO_CONSUMERS = "NoConsumers"
-QUEUE_BACKLOG = "QueueBacklog"
+HEALTHY = Reason.HEALTHY
+INVALID_URL = Reason.INVALID_URL
+UNREACHABLE = Reason.UNREACHABLE
+TIMEOUT = Reason.TIMEOUT
+AUTH_FAILED = Reason.AUTH_FAILED
+PROBE_ERROR = Reason.PROBE_ERROR
+ALARM_RAISED = Reason.ALARM_RAISED
+TOO_MANY_CONNECTIONS = Reason.TOO_MANY_CONNECTIONS
+MEMORY_PRESSURE = Reason.MEMORY_PRESSURE
+REPLICATION_LAG = Reason.REPLICATION_LAG
+DEADLOCKS = Reason.DEADLOCKS
+NO_CONSUMERS = Reason.NO_CONSUMERS
+QUEUE_BACKLOG = Reason.QUEUE_BACKLOG
 
 PRECEDENCE: tuple[str, ...] = (
     INVALID_URL,
@@ -70,22 +72,26 @@ class ProbeResult:
         return hint_for(self.reason)
 
     def to_status(self) -> dict[str, Any]:
-        """The shape of status.probes.<dependency> in the LarkApp."""
-        return {
-            "healthy": self.healthy,
-            "reason": self.reason,
-            "latencyMs": None if self.latency_ms is None else round(self.latency_ms, 1),
+        """status.probes.<dependency> in the LarkApp: the one place a result is shaped."""
+        entry: dict[str, Any] = {
+            "healthy": bool(self.healthy),
+            "reason": str(self.reason),
             "checkedAt": rfc3339(self.checked_at),
             "message": self.message,
-            "details": dict(self.details),
+            "details": {str(k): str(v) for k, v in (self.details or {}).items()},
         }
+        if self.latency_ms is not None:
+            entry["latencyMs"] = round(float(self.latency_ms), 2)
+        return entry
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dependency": self.dependency, **self.to_status(), "hint": self.hint}
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        """For the CLI's JSON output (latencyMs always present, null when unknown)."""
+        return {
+            "dependency": self.dependency,
+            "latencyMs": None,
+            **self.to_status(),
+            "hint": self.hint,
+        }
 
 
 def rank(reason: str) -> int:

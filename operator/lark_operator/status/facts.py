@@ -1,0 +1,51 @@
+"""What the operator observed about one LarkApp: the input of `build_status`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lark_operator.vocabulary.dependencies import Dependency
+from lark_operator.vocabulary.reasons import Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What is known about the credentials: Valid, a CREDENTIAL_FAILURES word (wrong),
+    or RateLimited / UpstreamUnavailable / UnknownError (could not tell)."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFacts:
+    secret_name: str
+    expires_at: float
+    refreshed_at: float
+    next_refresh_at: float | None
+    fingerprint: str
+    renewed: bool  # a token was replaced at least once (Refreshed vs Issued)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorFacts:
+    reason: Reason
+    message: str
+    code: int | None = None
+    at: float | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    now: float
+    suspended: bool = False
+    credentials: Credentials | None = None
+    token: TokenFacts | None = None
+    last_error: ErrorFacts | None = None
+    consecutive_failures: int = 0
+    configured_probes: tuple[Dependency, ...] = ()
+    # dependency -> the status.probes entry last decided to be written
+    probes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
