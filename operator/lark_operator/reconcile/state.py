@@ -1,0 +1,91 @@
+"""What the operator keeps per LarkApp, split by concern: identity and spec, the token it
+holds, the work pending, the token Secret as last written, and what was last published."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from lark_operator.models import LarkAppSpec
+from lark_operator.status.facts import Credentials, ErrorFacts
+from lark_operator.tokens.secret import HeldTokens
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+class Work(StrEnum):
+    """Why a LarkApp needs a reconcile besides its schedule."""
+
+    REFRESH = "refresh"  # a new app/secret/domain/token set, or `kubectl lark refresh`
+    CREDENTIALS = "credentials"  # its app Secret changed: retry at once if the value did
+    TOKEN_SECRET = "token-secret"  # its token Secret changed (or its name): check, repair
+    PROBES = "probes"  # its probe config or a probe's Secret changed
+
+
+@dataclass(slots=True)
+class TokenState:
+    """The tokens held and how getting them went."""
+
+    held: HeldTokens | None = None
+    lifetime: float | None = None  # of the last token obtained (`expire` as returned)
+    refreshed_at: float | None = None
+    renewed: bool = False  # replaced at least once: TokenReady says Refreshed, not Issued
+    next_refresh_at: float | None = None
+    credentials: Credentials | None = None
+    last_error: ErrorFacts | None = None
+    failures: int = 0
+    secret_digest: str | None = None  # sha256 of the app secret the last refresh read
+
+
+@dataclass(slots=True)
+class TokenSecretCopy:
+    """The token Secret as last written or verified (without managedFields): a refresh
+    writes on top of it with its resourceVersion, no read."""
+
+    body: dict[str, Any] | None = None
+    rv: str | None = None
+    # Expiry of each token it serves (what the expiry alerts must see, even while the
+    # operator holds no token of its own for this LarkApp, e.g. after appId changed).
+    serving: dict[str, float] = field(default_factory=dict)
+    # Names this LarkApp wrote under an earlier spec.target.secretName: released (per
+    # deletionPolicy, only if still ours) once the new target holds the token.
+    old_names: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Published:
+    """What was last written to the status subresource, and exported as metrics."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # status.probes entries
+    probes_written_at: dict[str, float] = field(default_factory=dict)
+    phase: str | None = None  # the phase this LarkApp is counted under in metrics
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(slots=True)
+class App:
+    namespace: str
+    name: str
+    uid: str | None = None
+    generation: int = 0
+    spec: LarkAppSpec | None = None
+    raw_spec: dict[str, Any] = field(default_factory=dict)  # as last seen, to spot changes
+    token: TokenState = field(default_factory=TokenState)
+    secret: TokenSecretCopy = field(default_factory=TokenSecretCopy)
+    published: Published = field(default_factory=Published)
+    pending: set[Work] = field(default_factory=lambda: {Work.PROBES})
+    refresh_request: str | None = None  # the refresh annotation value being handled
+    refresh_request_done: str | None = None
+    resumed: bool = False  # the token Secret was looked at after a (re)start
+    removed: bool = False  # the LarkApp is gone: write nothing more for it
+    write_failed: bool = False  # the last reconcile could not write what it should
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    def body_ref(self) -> dict[str, Any]:
+        return {"metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid}}
