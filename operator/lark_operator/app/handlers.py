@@ -1,8 +1,7 @@
-"""kopf decorators, and nothing else: each delegates to the controller.
+"""kopf decorators, and nothing else: each delegates to the reconciler in its `memo` (the
+Wiring that app/main.py hands to kopf).
 
-Registered on import by `lark-operator run` (cli/run.py).
-
-Why `on.event` and not `on.create/update/resume`: the controller keeps every LarkApp in
+Why `on.event` and not `on.create/update/resume`: the reconciler keeps every LarkApp in
 memory and decides itself what changed, so kopf's change detection would only cost two
 extra writes per object (the last-handled-configuration annotation and its progress
 bookkeeping) and slow a burst of creations. `on.event` writes nothing. A finalizer is put
@@ -16,7 +15,8 @@ from typing import Any
 
 import kopf
 
-from lark_operator import (
+from lark_operator.app.wiring import Wiring
+from lark_operator.vocabulary.names import (
     FINALIZER,
     GROUP,
     PLURAL,
@@ -24,13 +24,12 @@ from lark_operator import (
     REFRESH_HANDLED_ANNOTATION,
     VERSION,
 )
-from lark_operator.runtime import runtime
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: Wiring, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -46,29 +45,29 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.batching.worker_limit = None
     settings.batching.idle_timeout = 2.0
     settings.batching.batch_window = 0.05
-    await runtime().start(settings)
+    await memo.start()
 
 
 @kopf.on.cleanup()
-async def shutdown(**_: Any) -> None:
-    await runtime().stop()
+async def shutdown(memo: Wiring, **_: Any) -> None:
+    await memo.stop()
 
 
 @kopf.on.event(*RESOURCE)
-async def observe(body: kopf.Body, type: str | None, **_: Any) -> None:
+async def observe(body: kopf.Body, type: str | None, memo: Wiring, **_: Any) -> None:
     """Every event of every LarkApp: the initial listing (type None), ADDED, MODIFIED,
     DELETED. The refresh annotation is compared with the value last handled (kept in a
     sibling annotation, so a request made while the operator was down is not lost)."""
-    controller = runtime().controller
+    reconciler = _reconciler(memo)
     if type == "DELETED":
-        await controller.remove(body)
+        await reconciler.remove(body)
         return
     annotations = body.get("metadata", {}).get("annotations") or {}
     requested = annotations.get(REFRESH_ANNOTATION)
     if requested and requested != annotations.get(REFRESH_HANDLED_ANNOTATION):
-        controller.upsert(body, force_refresh=True, refresh_request=requested)
+        reconciler.observe(body, refresh_request=requested)
     else:
-        controller.upsert(body)
+        reconciler.observe(body)
 
 
 def needs_finalizer(spec: kopf.Spec, **_: Any) -> bool:
@@ -83,5 +82,11 @@ def needs_finalizer(spec: kopf.Spec, **_: Any) -> bool:
 
 
 @kopf.on.delete(*RESOURCE, when=needs_finalizer)
-async def deleted(body: kopf.Body, **_: Any) -> None:
-    await runtime().controller.remove(body)
+async def deleted(body: kopf.Body, memo: Wiring, **_: Any) -> None:
+    await _reconciler(memo).remove(body)
+
+
+def _reconciler(memo: Wiring) -> Any:
+    if memo.reconciler is None:
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return memo.reconciler

@@ -1,8 +1,10 @@
-"""`/health` (JSON) and `/metrics` (Prometheus text), on one port unless told otherwise."""
+"""`/health` (JSON) and `/metrics` (Prometheus text), on one port unless told otherwise.
+The server knows nothing of the operator: it calls the report function it was given."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -10,14 +12,25 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lark_operator import metrics
 
+Report = Callable[[], dict[str, Any]]
+
 
 class HealthServer:
-    def __init__(self, owner: Any):
-        self.owner = owner
+    def __init__(
+        self,
+        report: Report,
+        *,
+        health_port: int,
+        metrics_port: int | None = None,
+        bind_address: str = "0.0.0.0",
+    ):
+        self.report = report
+        self.health_port, self.metrics_port = health_port, metrics_port
+        self.bind_address = bind_address
         self._runners: list[web.AppRunner] = []
 
     async def _health(self, _: web.Request) -> web.Response:
-        report = self.owner.health_report()
+        report = self.report()
         return web.json_response(report, status=200 if report["status"] == "healthy" else 503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
@@ -27,22 +40,26 @@ class HealthServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def start(self) -> None:
-        s = self.owner.settings
+        """Bind (OSError when a port is taken: the caller says so and exits)."""
         health_app = web.Application()
         health_app.router.add_get("/health", self._health)
         health_app.router.add_get("/healthz", self._health)
-        if s.metrics_port in (None, s.health_port):
+        if self.metrics_port in (None, self.health_port):
             health_app.router.add_get("/metrics", self._metrics)
-            apps = [(health_app, s.health_port)]
+            apps = [(health_app, self.health_port)]
         else:
             metrics_app = web.Application()
             metrics_app.router.add_get("/metrics", self._metrics)
-            apps = [(health_app, s.health_port), (metrics_app, s.metrics_port)]
-        for app, port in apps:
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, host="0.0.0.0", port=port).start()
-            self._runners.append(runner)
+            apps = [(health_app, self.health_port), (metrics_app, self.metrics_port)]
+        try:
+            for app, port in apps:
+                runner = web.AppRunner(app, access_log=None)
+                await runner.setup()
+                self._runners.append(runner)
+                await web.TCPSite(runner, host=self.bind_address, port=port).start()
+        except OSError:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         for r in self._runners:

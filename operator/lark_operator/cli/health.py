@@ -257,8 +257,8 @@ def _check_secret(value: str | None) -> EnvCheck:
 
 
 def _check_domain(value: str | None) -> EnvCheck:
-    from lark_operator.models import BASE_URLS
     from lark_operator.probes import dsn
+    from lark_operator.vocabulary.domains import BASE_URLS
 
     name = "LARK_DOMAIN"
     if not value:

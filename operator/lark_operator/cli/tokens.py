@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lark_operator import credentials
-from lark_operator.durations import format_duration
 from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError, Token
+from lark_operator.vocabulary.timefmt import format_duration
 
 SECRET_ENV = "LARK_APP_SECRET"
 APP_ID = re.compile(r"^cli_[A-Za-z0-9]+$")  # as the CRD schema: cli_ + letters/digits, <= 64

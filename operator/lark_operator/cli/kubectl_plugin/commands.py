@@ -12,11 +12,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from lark_operator import REFRESH_ANNOTATION, REFRESH_HANDLED_ANNOTATION, credentials
+from lark_operator import credentials
 from lark_operator.cli import cluster
 from lark_operator.cli.kubectl_plugin import render
-from lark_operator.hints import hint_for
 from lark_operator.kube import KubeClient
+from lark_operator.vocabulary.hints import hint_for
+from lark_operator.vocabulary.names import REFRESH_ANNOTATION, REFRESH_HANDLED_ANNOTATION
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 # After refresh-handled-at appears the operator writes status in its next API call; when

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lark_operator.hints import hint_for
-from lark_operator.status import CONDITION_FOR, DEPENDENCIES, LABEL_FOR
+from lark_operator.vocabulary.dependencies import DEPENDENCIES
+from lark_operator.vocabulary.hints import hint_for
 
 NOT_RECONCILED = "NotReconciled"
 NOT_RECONCILED_HINT = (
@@ -113,11 +113,7 @@ def row(obj: Mapping[str, Any], now: dt.datetime) -> Row:
         expires_at=(status.get("token") or {}).get("expiresAt"),
         expires_in_seconds=int((expires - now).total_seconds()) if expires else None,
         probes={
-            dep: (
-                str(conds[CONDITION_FOR[dep]].get("reason"))
-                if CONDITION_FOR[dep] in conds
-                else None
-            )
+            dep: (str(conds[dep.condition].get("reason")) if dep.condition in conds else None)
             for dep in DEPENDENCIES
         },
     )
@@ -280,12 +276,12 @@ def _probes(
     for dep in configured:
         p = (probes or {}).get(dep)
         if not p:
-            out.append(f"  {LABEL_FOR[dep]}: not probed yet")
+            out.append(f"  {dep.label}: not probed yet")
             continue
         health = "healthy" if p.get("healthy") else "UNHEALTHY"
         latency = f", {p['latencyMs']:g}ms" if p.get("latencyMs") is not None else ""
         checked = f", checked {relative(parse_time(p.get('checkedAt')), now)}"
-        out.append(f"  {LABEL_FOR[dep]}: {health} ({p.get('reason')}{latency}{checked})")
+        out.append(f"  {dep.label}: {health} ({p.get('reason')}{latency}{checked})")
         if p.get("message"):
             out.append(f"    {p['message']}")
         for key, value in sorted((p.get("details") or {}).items()):

@@ -1,0 +1,54 @@
+"""Background loops of the running operator: the metadata-only Secret watch (what tells the
+reconciler that a Secret it uses changed) and the event-loop lag meter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from lark_operator.kube import KubeClient
+
+log = logging.getLogger("lark_operator.watch")
+
+SecretChanged = Callable[[str, str, str, str | None], None]
+
+
+async def watch_secrets(
+    kube: KubeClient, namespace: str | None, on_change: SecretChanged, state: dict[str, str]
+) -> None:
+    """Forever: every Secret event (metadata only) to `on_change(event, ns, name, rv)`;
+    `state["secrets"]` says how the watch is doing (for /health)."""
+    while True:
+        try:
+            async for event, obj in kube.watch_secret_metadata(namespace):
+                state["secrets"] = "watching"
+                meta = obj.get("metadata") or {}
+                on_change(
+                    event,
+                    meta.get("namespace", ""),
+                    meta.get("name", ""),
+                    meta.get("resourceVersion"),
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            state["secrets"] = f"error: {type(e).__name__}"
+            log.warning("Secret watch failed (%s); retrying in 5s", e)
+            await asyncio.sleep(5)
+
+
+async def measure_loop_lag(
+    report: Callable[[float], None], tick: float = 0.25, window: float = 10.0
+) -> None:
+    """Sleep `tick` again and again; the oversleep is how long the loop was busy. The worst
+    of each `window` is reported."""
+    loop = asyncio.get_running_loop()
+    worst, window_start = 0.0, loop.time()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(tick)
+        worst = max(worst, loop.time() - before - tick)
+        if loop.time() - window_start >= window:
+            report(round(worst, 4))
+            worst, window_start = 0.0, loop.time()
