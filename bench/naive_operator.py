@@ -22,9 +22,9 @@ import kopf
 from prometheus_client import start_http_server
 
 from lark_operator import metrics
+from lark_operator.app.watch import measure_loop_lag as _measure_loop_lag
 from lark_operator.kube import KubeClient
 from lark_operator.models import LarkAppSpec
-from lark_operator.runtime import _measure_loop_lag
 
 INTERVAL = float(os.environ.get("NAIVE_INTERVAL", "15"))
 STATE: dict[str, Any] = {}

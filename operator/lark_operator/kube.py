@@ -28,7 +28,8 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from lark_operator import GROUP, PLURAL, VERSION, metrics
+from lark_operator import metrics
+from lark_operator.vocabulary.names import GROUP, PLURAL, VERSION
 
 log = logging.getLogger("lark_operator.kube")
 

@@ -11,12 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lark_operator.durations import parse_duration
-
-BASE_URLS = {
-    "feishu": "https://open.feishu.cn",
-    "lark": "https://open.larksuite.com",
-}
+from lark_operator.vocabulary.dependencies import DEPENDENCIES, Dependency
+from lark_operator.vocabulary.domains import base_url
+from lark_operator.vocabulary.timefmt import parse_duration
 
 
 class _Model(BaseModel):
@@ -107,8 +104,8 @@ class Probes(_Model):
         return parse_duration(self.timeout)
 
     @property
-    def configured(self) -> tuple[str, ...]:
-        return tuple(d for d in ("postgres", "redis", "rabbitmq") if getattr(self, d) is not None)
+    def configured(self) -> tuple[Dependency, ...]:
+        return tuple(d for d in DEPENDENCIES if getattr(self, d) is not None)
 
 
 class LarkAppSpec(_Model):
@@ -130,7 +127,7 @@ class LarkAppSpec(_Model):
 
     def base_url(self) -> str:
         """The Open Platform base URL (not yet checked against --allowed-base-url)."""
-        return BASE_URLS.get(self.domain, self.domain).rstrip("/")
+        return base_url(self.domain)
 
     def referenced_secrets(self) -> set[str]:
         """Names of every Secret in the namespace this LarkApp reads."""

@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lark_operator import KIND
-from lark_operator.controller import _binary_size, _decode
+from lark_operator.credentials import binary_size as _binary_size
+from lark_operator.credentials import decode_value as _decode
 from lark_operator.models import LarkAppSpec
 from lark_operator.tokens.secret import (
     FULL_NAME_ANNOTATION,
@@ -25,6 +25,7 @@ from lark_operator.tokens.secret import (
     merge_secret,
     read_token_secret,
 )
+from lark_operator.vocabulary.names import KIND
 from tests.fuzz.conftest import fuzz
 
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

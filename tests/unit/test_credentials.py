@@ -154,7 +154,7 @@ def test_flags_override_the_environment_as_for_the_operator() -> None:
 
 
 def test_settings_read_the_same_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lark_operator.operator_settings import Settings
+    from lark_operator.settings import Settings
 
     monkeypatch.setenv(ALLOWED_BASE_URLS_ENV, "http://a:1,http://b:2")
     assert Settings().allowed_base_urls == ["http://a:1", "http://b:2"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lark_operator.hints import HINTS
+from lark_operator.vocabulary.hints import HINTS
 from tests.unit.observability.registry import families, series_names
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from lark_operator.kube import Conflict
-from lark_operator.leader import (
+from lark_operator.app.leader import (
     ElectionConfig,
     LeaderElector,
     Watchdog,
@@ -21,6 +20,7 @@ from lark_operator.leader import (
     default_namespace,
     micro_time,
 )
+from lark_operator.kube import Conflict
 
 
 class FakeLeases:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from lark_operator.status import (
-    Credentials,
-    ErrorFacts,
-    Observed,
-    TokenFacts,
-    build_status,
-    status_patch,
-    transitions,
-)
+from typing import Any
+
+from lark_operator.status import build
+from lark_operator.status.events import transitions
+from lark_operator.status.facts import Credentials, ErrorFacts, Observed, TokenFacts
+from lark_operator.status.model import status_patch
+
+
+def build_status(obs: Observed, previous: Any) -> dict[str, Any]:
+    """The status as written (the builder returns the typed model)."""
+    return build.build_status(obs, previous).to_dict()
+
 
 NOW = 1_800_000_000.0
 TOKEN = TokenFacts("app-lark-token", NOW + 3600, NOW - 100, NOW + 3000, "sha256:abc", False)

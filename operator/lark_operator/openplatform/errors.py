@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-from lark_operator.hints import hint_for
+from lark_operator.vocabulary.hints import hint_for
 
 
 class ErrorKind(enum.Enum):

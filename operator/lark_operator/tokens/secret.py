@@ -8,44 +8,36 @@ reference makes it garbage-collected with the LarkApp when creationPolicy is Own
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from lark_operator import (
-    GROUP,
+from lark_operator.models import LarkAppSpec
+from lark_operator.vocabulary.digests import fingerprint, sha256_hex
+from lark_operator.vocabulary.names import (
+    ADOPT_ANNOTATION,
+    API_VERSION,
+    BASE_URL_ANNOTATION,
+    FULL_NAME_ANNOTATION,
     KIND,
     LARKAPP_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
-    VERSION,
+    expires_annotation,
 )
-from lark_operator.models import LarkAppSpec
-from lark_operator.status import parse_rfc3339, rfc3339
+from lark_operator.vocabulary.timefmt import parse_rfc3339, rfc3339
+
+__all__ = ["fingerprint"]  # re-exported: the token Secret's fingerprint is this one
 
 TOKEN_KEYS = {"tenant": "tenant_access_token", "app": "app_access_token"}
-FULL_NAME_ANNOTATION = f"{GROUP}/larkapp-name"
-EXPIRES_ANNOTATION = f"{GROUP}/expires-at"
-# The base URL the tokens were issued by: with the app_id key, what a restarted operator
-# compares with the spec before taking the tokens as this LarkApp's.
-BASE_URL_ANNOTATION = f"{GROUP}/base-url"
-# Consent, set by someone who may write the Secret, for the operator to take it over.
-ADOPT_ANNOTATION = f"{GROUP}/adopt"
-
-
-def fingerprint(value: str) -> str:
-    """Short, non-reversible id of a token, safe for status and logs."""
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
 
 
 def label_value(name: str) -> str:
     """A LarkApp name as a label value (at most 63 characters; longer names are hashed)."""
     if len(name) <= 63:
         return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{name[:52].rstrip('-.')}-{digest}"
+    return f"{name[:52].rstrip('-.')}-{sha256_hex(name)[:10]}"
 
 
 @dataclass(frozen=True)
@@ -92,7 +84,7 @@ def build_token_secret(
     annotations[BASE_URL_ANNOTATION] = spec.base_url()
     # Expiry per token type, so a restarted operator knows each one without parsing data.
     for t, exp in sorted(tokens.expires_at.items()):
-        annotations[f"{GROUP}/{t}-expires-at"] = rfc3339(exp) or ""
+        annotations[expires_annotation(t)] = rfc3339(exp) or ""
     meta: dict[str, Any] = {
         "name": spec.token_secret_name(larkapp_name),
         "namespace": namespace,
@@ -102,7 +94,7 @@ def build_token_secret(
     if spec.target.creation_policy == "Owner" and larkapp_uid:
         meta["ownerReferences"] = [
             {
-                "apiVersion": f"{GROUP}/{VERSION}",
+                "apiVersion": API_VERSION,
                 "kind": KIND,
                 "name": larkapp_name,
                 "uid": larkapp_uid,
@@ -224,7 +216,7 @@ def read_token_secret(secret: Mapping[str, Any] | None) -> HeldTokens | None:
             values[t] = base64.b64decode(data[key]).decode()
         except (ValueError, UnicodeDecodeError):
             return None
-        exp = parse_rfc3339(annotations.get(f"{GROUP}/{t}-expires-at"))
+        exp = parse_rfc3339(annotations.get(expires_annotation(t)))
         if exp is None:
             return None
         expires[t] = exp

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from lark_operator import LARKAPP_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from lark_operator.vocabulary.names import LARKAPP_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from tests.helpers.kube import Kube
 from tests.helpers.wait import eventually
 from tests.integration.chart.conftest import (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lark_operator.hints import hint_for
+from lark_operator.vocabulary.hints import hint_for
 from tests.helpers.env import Env
 from tests.integration.cli.conftest import Cli, row_of, stdout
 

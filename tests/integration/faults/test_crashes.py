@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from lark_operator import GROUP, PLURAL, VERSION
 from lark_operator.tokens.secret import read_token_secret
+from lark_operator.vocabulary.names import GROUP, PLURAL, VERSION
 from tests.helpers.procs import http_json
 from tests.helpers.wait import eventually
 from tests.integration.faults.conftest import TokenWatch, issue_directly

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lark_operator.hints import hint_for
+from lark_operator.vocabulary.hints import hint_for
 from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.integration

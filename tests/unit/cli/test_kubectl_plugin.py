@@ -14,7 +14,7 @@ import yaml
 from lark_operator.cli import cluster
 from lark_operator.cli.kubectl_plugin import build_parser, main, render
 from lark_operator.cli.kubectl_plugin.commands import _outcome_recorded, rfc3339_micro
-from lark_operator.hints import hint_for
+from lark_operator.vocabulary.hints import hint_for
 
 NOW = dt.datetime(2026, 1, 2, 3, 0, 0, tzinfo=dt.UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from lark_operator.hints import HINTS
 from lark_operator.openplatform import ErrorKind, OpenPlatformError, classify
+from lark_operator.vocabulary.hints import HINTS
 
 K = ErrorKind
 

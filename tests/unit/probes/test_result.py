@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lark_operator import hints
 from lark_operator.probes import result as r
 from lark_operator.probes.result import Finding, diagnose
+from lark_operator.vocabulary import hints
 
 
 def test_precedence_tiers() -> None:

@@ -1,4 +1,4 @@
-"""The series the alerts read, as the controller sets them: through a token's life, an
+"""The series the alerts read, as the reconciler sets them: through a token's life, an
 operator restart (also after the token expired while it was down), suspension and
 deletion. Fake apiserver and scripted Open Platform (tests/unit/fakes.py)."""
 
@@ -9,9 +9,9 @@ import uuid
 from typing import Any
 
 from lark_operator import metrics
-from lark_operator.controller import Controller
 from lark_operator.openplatform import OpenPlatformError
-from lark_operator.operator_settings import Settings
+from lark_operator.reconcile.reconciler import Reconciler
+from lark_operator.settings import Settings
 from tests.unit.fakes import Clock, FakeKube, ScriptedClient
 
 NS = "obs"
@@ -34,8 +34,8 @@ def body(name: str, status: dict[str, Any] | None = None, **spec: Any) -> dict[s
     }
 
 
-def controller(kube: FakeKube, client: ScriptedClient, clock: Clock) -> Controller:
-    return Controller(kube, client, Settings(), clock=clock, rng=lambda: 0.5)  # type: ignore[arg-type]
+def controller(kube: FakeKube, client: ScriptedClient, clock: Clock) -> Reconciler:
+    return Reconciler(kube, client, Settings(), clock=clock, rng=lambda: 0.5)  # type: ignore[arg-type]
 
 
 def reason(name: str, ctype: str) -> set[str]:
@@ -58,10 +58,10 @@ async def test_series_through_restart_suspension_and_deletion() -> None:
     pending_before = value("lark_service_larkapps", phase="Pending") or 0
 
     ctl = controller(kube, client, clock)
-    ctl.upsert(body(name))
+    ctl.observe(body(name))
     assert value("lark_service_larkapps", phase="Pending") == pending_before + 1
-    app = ctl.apps[(NS, name)]
-    await ctl._reconcile(app)
+    app = ctl.registry.apps[(NS, name)]
+    await ctl.reconcile(app)
     expiry = clock.now + 7200
     labels = {"namespace": NS, "name": name}
     assert value("lark_service_token_expiry_timestamp_seconds", **labels, token="tenant") == expiry
@@ -74,7 +74,7 @@ async def test_series_through_restart_suspension_and_deletion() -> None:
     # The operator is down for three hours; the token in the Secret expired meanwhile and
     # the platform now refuses the app. A new process must still export what the Secret
     # serves (LarkTokenExpired) and the failures (LarkTokenRefreshFailing / Credentials).
-    status = app.status
+    status = app.published.status
     metrics.forget_larkapp(NS, name)
     metrics.count_phase("Ready", None)
     clock.now += 3 * 3600
@@ -85,8 +85,8 @@ async def test_series_through_restart_suspension_and_deletion() -> None:
         msg="scripted",
     )
     ctl2 = controller(kube, client, clock)
-    ctl2.upsert(body(name, status))
-    await ctl2._reconcile(ctl2.apps[(NS, name)])
+    ctl2.observe(body(name, status))
+    await ctl2.reconcile(ctl2.registry.apps[(NS, name)])
     assert value("lark_service_token_expiry_timestamp_seconds", **labels, token="tenant") == expiry
     assert value("lark_service_consecutive_failures", **labels) == 1
     assert value("lark_service_condition", **labels, type="CredentialsValid", status="False") == 1
@@ -96,12 +96,12 @@ async def test_series_through_restart_suspension_and_deletion() -> None:
     assert reason(name, "TokenReady") == {"Expired"}
 
     # Suspended: the Ready reason the alerts exclude by, and no stale phase count.
-    ctl2.upsert(body(name, ctl2.apps[(NS, name)].status, suspend=True))
-    await ctl2._reconcile(ctl2.apps[(NS, name)])
+    ctl2.observe(body(name, ctl2.registry.apps[(NS, name)].published.status, suspend=True))
+    await ctl2.reconcile(ctl2.registry.apps[(NS, name)])
     assert reason(name, "Ready") == {"Suspended"}
 
     # Deleted: every per-LarkApp series is gone and it is counted nowhere.
-    counted = ctl2.apps[(NS, name)].counted_phase
+    counted = ctl2.registry.apps[(NS, name)].published.phase
     assert counted == "Suspended"
     before = value("lark_service_larkapps", phase=counted) or 0
     await ctl2.remove(body(name, suspend=True))
