@@ -1,14 +1,21 @@
-"""Redaction: no app secret and no token in errors or logs, whatever the platform echoes."""
+"""Redaction: no app secret and no token in errors or logs, whatever the platform echoes:
+end to end through the client, then the functions that do it."""
 
 from __future__ import annotations
 
+import json
 import logging
 
+import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.client_reqrep import RequestInfo
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from lark_operator.emulator import EmulatorHandle
 from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError
+from lark_operator.openplatform.redact import describe_failure, redact
 from tests.unit.openplatform.emulated import APP, SECRET, TENANT, FakeClock, client_for
 
 
@@ -71,3 +78,34 @@ async def test_platform_msg_echoing_the_secret_is_redacted() -> None:
         await runner.cleanup()
     assert SECRET not in str(exc.value) and "***" in str(exc.value)
     assert exc.value.code == 10015
+
+
+# --- the functions behind it ---------------------------------------------------------------
+
+
+def test_redact_replaces_the_secret_as_sent_and_as_json_escaped() -> None:
+    secret = 'pa"ss\\wörd'
+    echoed = json.dumps({"app_secret": secret})  # how a gateway quoting the body shows it
+    assert redact(f"got {secret} in {echoed}", secret) == 'got *** in {"app_secret": "***"}'
+
+
+def test_redact_makes_one_short_printable_line() -> None:
+    assert redact("a\nb\tc\x00d", limit=10) == "a b c?d"
+    assert redact("x" * 20, limit=10) == "x" * 10 + "..."
+
+
+def test_redact_withholds_text_where_replacing_makes_the_secret_anew() -> None:
+    assert redact("aa**", "a**") == "(withheld: it contained a secret)"
+
+
+def test_describe_failure_does_not_echo_what_the_upstream_sent() -> None:
+    exc = aiohttp.ClientResponseError(
+        RequestInfo(URL("http://x/"), "POST", CIMultiDictProxy(CIMultiDict()), URL("http://x/")),
+        (),
+        message=f"Invalid header value {SECRET}\nmore",
+    )
+    text = describe_failure(exc, None, SECRET)
+    assert text == "ClientResponseError: not a valid HTTP answer (Invalid header value ***)"
+    assert describe_failure(TimeoutError(), 2.5) == "timed out after 2.5s"
+    disconnected = describe_failure(aiohttp.ServerDisconnectedError(SECRET), None)
+    assert SECRET not in disconnected and "closed before a complete answer" in disconnected
