@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lark_operator.openplatform import TOKEN_PATHS, ErrorKind, OpenPlatformClient, OpenPlatformError
-from lark_operator.openplatform.client import TOKEN_FIELDS
+from lark_operator.openplatform.token import TOKEN_FIELDS
 from tests.fuzz.upstream import Case, ScriptedUpstream
 
 NOW = 1_700_000_000.0

@@ -22,6 +22,10 @@ class SingleFlight(Generic[K, V]):
     def in_flight(self, key: K) -> bool:
         return key in self._inflight
 
+    def __len__(self) -> int:
+        """How many calls are in flight."""
+        return len(self._inflight)
+
     async def do(
         self,
         key: K,

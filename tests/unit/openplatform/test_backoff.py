@@ -4,7 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lark_operator.openplatform import backoff_delay
+from lark_operator.openplatform import (
+    ErrorKind,
+    OpenPlatformClient,
+    OpenPlatformError,
+    backoff_delay,
+)
+from lark_operator.openplatform.backoff import RetryPolicy
 
 
 def test_ceiling_doubles_per_attempt() -> None:
@@ -41,3 +47,36 @@ def test_negative_attempt_is_rejected() -> None:
 def test_always_within_window(attempt: int, base: float, cap: float, r: float) -> None:
     d = backoff_delay(attempt, base=base, cap=cap, rng=lambda: r)
     assert 0 <= d <= min(cap, base * 2.0 ** min(attempt, 64))
+
+
+# --- which errors are tried again -----------------------------------------------------------
+
+
+def error(kind: ErrorKind, retry_after: float | None = None) -> OpenPlatformError:
+    return OpenPlatformError(
+        kind=kind, reason="X", retryable=True, endpoint="/x", retry_after=retry_after
+    )
+
+
+@pytest.mark.parametrize(
+    ("err", "delay"),
+    [
+        (error(ErrorKind.TRANSIENT), 0.1),  # backoff: 0.2 * 2**0 * rng 0.5
+        (error(ErrorKind.UNKNOWN), 0.1),
+        (error(ErrorKind.RATE_LIMITED), 0.1),  # no reset header: back off
+        (error(ErrorKind.RATE_LIMITED, retry_after=3), 0.0),  # the gate waits it out
+        (error(ErrorKind.RATE_LIMITED, retry_after=11), None),  # too long: final
+        (error(ErrorKind.CREDENTIALS), None),
+        (error(ErrorKind.CONFIG), None),
+        (error(ErrorKind.TOKEN_INVALID), None),
+    ],
+)
+def test_retry_policy_per_error_kind(err: OpenPlatformError, delay: float | None) -> None:
+    policy = RetryPolicy(3, base=0.2, cap=5, max_ratelimit_wait=10, rng=lambda: 0.5)
+    assert policy.delay(err, 0) == (None if delay is None else pytest.approx(delay))
+    assert policy.delay(err, 2) is None  # the last attempt is always final
+
+
+def test_retry_policy_needs_one_attempt() -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        OpenPlatformClient(max_attempts=0)

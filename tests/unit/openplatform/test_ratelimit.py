@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from lark_operator.openplatform.ratelimit import TokenBucket
+from lark_operator.openplatform import ErrorKind, OpenPlatformError
+from lark_operator.openplatform.ratelimit import TokenBucket, UpstreamBlocks
 
 
 class Clock:
@@ -79,3 +80,48 @@ async def test_cancelled_waiter_gives_its_reservation_back() -> None:
 def test_rejects_nonsense(rate: float, burst: int) -> None:
     with pytest.raises(ValueError):
         TokenBucket(rate, burst)
+
+
+# --- the platform's reset windows ----------------------------------------------------------
+
+APP = ("https://open.example", "cli_a")
+
+
+def blocks(clock: Clock, max_wait: float = 10.0) -> UpstreamBlocks:
+    return UpstreamBlocks(max_wait=max_wait, clock=clock, sleep=clock.sleep)
+
+
+async def test_a_short_window_is_waited_out_and_then_forgotten() -> None:
+    clock = Clock()
+    b = blocks(clock)
+    b.block(APP, 3)
+    assert b.blocked() == 1
+    await b.gate(APP, "/x")
+    assert clock.slept == [3.0]
+    assert b.blocked() == 0
+    await b.gate(APP, "/x")  # no second wait
+    assert clock.slept == [3.0]
+
+
+async def test_a_long_window_fails_fast_without_waiting() -> None:
+    clock = Clock()
+    b = blocks(clock)
+    b.block(APP, 60)
+    clock.now += 20
+    with pytest.raises(OpenPlatformError) as exc:
+        await b.gate(APP, "/x")
+    err = exc.value
+    assert (err.kind, err.reason, err.endpoint) == (ErrorKind.RATE_LIMITED, "RateLimited", "/x")
+    assert err.retry_after == pytest.approx(40.0)
+    assert clock.slept == []
+
+
+async def test_a_shorter_answer_does_not_shorten_a_known_window_and_apps_are_apart() -> None:
+    clock = Clock()
+    b = blocks(clock, max_wait=100)
+    b.block(APP, 30)
+    b.block(APP, 5)
+    await b.gate(("https://open.example", "cli_other"), "/x")  # another app: not blocked
+    assert clock.slept == []
+    await b.gate(APP, "/x")
+    assert clock.slept == [30.0]
