@@ -21,6 +21,7 @@ from typing import Any
 
 from lark_operator.openplatform import TOKEN_PATHS, ErrorKind, OpenPlatformClient, OpenPlatformError
 from lark_operator.openplatform.token import TOKEN_FIELDS
+from lark_operator.vocabulary.hints import hint_for
 from tests.fuzz.upstream import Case, ScriptedUpstream
 
 NOW = 1_700_000_000.0
@@ -206,7 +207,7 @@ def check(case: Case, out: Outcome, *, max_attempts: int = 1) -> None:
         assert path in text, text
         assert len(text) <= MAX_MESSAGE, f"{len(text)} characters"
         assert text.isprintable(), repr(text)
-        assert isinstance(err.kind, ErrorKind) and err.reason and err.hint
+        assert isinstance(err.kind, ErrorKind) and err.reason and hint_for(err.reason)
         assert err.retry_after is None or 0 <= err.retry_after <= 3600, err.retry_after
         label = err.code_label
         assert len(label) <= 32 and label.isprintable(), label

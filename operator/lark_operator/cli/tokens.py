@@ -26,6 +26,7 @@ from typing import Any
 
 from lark_operator import credentials
 from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError, Token
+from lark_operator.vocabulary.hints import hint_for
 from lark_operator.vocabulary.timefmt import format_duration
 
 SECRET_ENV = "LARK_APP_SECRET"
@@ -225,7 +226,7 @@ def _print_error(args: argparse.Namespace, err: OpenPlatformError) -> None:
             "code": err.code,
             "http_status": err.http_status,
             "message": str(err),
-            "hint": err.hint,
+            "hint": hint_for(err.reason),
             "retry_after": err.retry_after,
         }
         print(json.dumps({"ok": False, "error": error}, indent=2))
@@ -234,7 +235,7 @@ def _print_error(args: argparse.Namespace, err: OpenPlatformError) -> None:
     print(f"error: {err.reason} ({code}): {err.msg or 'no message'}", file=sys.stderr)
     if err.retry_after is not None:
         print(f"retry after: {format_duration(err.retry_after)}", file=sys.stderr)
-    print(f"hint: {err.hint}", file=sys.stderr)
+    print(f"hint: {hint_for(err.reason)}", file=sys.stderr)
 
 
 def _rfc3339(ts: float) -> str:

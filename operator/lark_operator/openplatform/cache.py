@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from lark_operator import metrics
-from lark_operator.openplatform.digest import sha256_hex
 from lark_operator.openplatform.singleflight import SingleFlight
 from lark_operator.openplatform.token import TOKEN_PATHS, Token
+from lark_operator.vocabulary.digests import sha256_hex
 
 CacheKey = tuple[str, str, str, str]  # base_url, app_id, sha256(app_secret), token_type
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-from lark_operator.vocabulary.hints import hint_for
-
 
 class ErrorKind(enum.Enum):
     CREDENTIALS = "credentials"  # wrong app_id/secret: fix the Secret
@@ -99,7 +97,6 @@ class OpenPlatformError(Exception):
         self.http_status = http_status
         self.msg = msg
         self.retry_after = retry_after
-        self.hint = hint_for(reason)
         self._label = label
         super().__init__(self._describe())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lark_operator.openplatform.digest import sha256_hex
+from lark_operator.vocabulary.digests import fingerprint
 
 # token type -> the self-built-app endpoint that issues it, and the answer field holding it
 TOKEN_PATHS = {
@@ -28,7 +28,7 @@ class Token:
 
     def fingerprint(self) -> str:
         """Short hash that identifies a token in status and logs without revealing it."""
-        return "sha256:" + sha256_hex(self.value)[:12]
+        return fingerprint(self.value)
 
     def remaining(self, now: float) -> float:
         return self.expires_at - now

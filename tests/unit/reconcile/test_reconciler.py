@@ -146,7 +146,7 @@ async def test_domain_url_must_be_allowed(world: Any) -> None:
     assert cred is not None and cred.reason == "DomainNotAllowed"
 
 
-def _Result(healthy: bool, reason: str, latency: float, now: float) -> ProbeResult:  # noqa: N802
+def _Result(healthy: bool, reason: str, latency: float, now: float) -> ProbeResult:
     return ProbeResult("redis", healthy, reason, "m", latency, {}, now)
 
 

@@ -180,12 +180,12 @@ async def validate(args: argparse.Namespace, kube: KubeClient, namespace: str) -
                 "appId": app_id,
                 "baseUrl": base_url,
                 "error": {"reason": err.reason, "code": err.code, "message": err.msg},
-                "hint": err.hint,
+                "hint": hint_for(err.reason),
             }
             print(json.dumps(doc, indent=2))
         else:
             print(f"{verdict}: {subject} at {base_url}: {err.reason} ({code}): {err.msg}")
-            print(f"hint: {err.hint}")
+            print(f"hint: {hint_for(err.reason)}")
         return EXIT_FAILED
     left = render.span(token.remaining(time.time()))
     if args.output == "json":
