@@ -34,10 +34,11 @@ test-unit: venv ## Unit tests only
 test-integration: venv controlplane ## Integration tests only
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-lint: venv ## ruff check, ruff format --check, mypy
+lint: venv ## ruff check, ruff format --check, mypy, import-linter (the layers in pyproject.toml)
 	$(BIN)/ruff check operator tests bench hack
 	$(BIN)/ruff format --check operator tests bench hack
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: venv ## Format the code
 	$(BIN)/ruff format operator tests bench hack
