@@ -336,30 +336,19 @@ async def resolve_probe_targets(
     """A ProbeTarget per dependency the LarkApp configures (only those in `dependencies`
     when given, so that a missing Secret of one that is not asked for does not matter),
     URLs read from its Secrets."""
-    from lark_operator.probes.target import ProbeTarget
+    from lark_operator.probes.target import resolve
 
     async with session(conn) as kube:
         spec = parse_spec(await get_larkapp(kube, namespace, name))
-        targets = []
-        for dep in spec.probes.configured:
-            if dependencies is not None and dep not in dependencies:
-                continue
-            cfg = getattr(spec.probes, dep)
-            ref, field = (
-                (cfg.dsn_secret_ref, "dsnSecretRef")
-                if dep == "postgres"
-                else (cfg.url_secret_ref, "urlSecretRef")
-            )
-            where = f"spec.probes.{dep}.{field}"
-            url = await read_secret_value(kube, namespace, ref.name, ref.key, where)
-            mgmt = None
-            if dep == "rabbitmq" and cfg.management_url_secret_ref is not None:
-                m = cfg.management_url_secret_ref
-                mgmt = await read_secret_value(
-                    kube, namespace, m.name, m.key, "spec.probes.rabbitmq.managementUrlSecretRef"
-                )
-            targets.append(ProbeTarget(dep, url, cfg, mgmt, spec.probes.timeout_seconds))
-    return targets
+
+        async def read(secret: str, key: str, field: str) -> str:
+            return await read_secret_value(kube, namespace, secret, key, field)
+
+        return [
+            await resolve(dep, spec.probes, read)
+            for dep in spec.probes.configured
+            if dependencies is None or dep in dependencies
+        ]
 
 
 def _kube_reason(exc: KubeError, what: str) -> str:

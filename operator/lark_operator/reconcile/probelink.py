@@ -10,6 +10,7 @@ from lark_operator.credentials import CredentialError, secret_value
 from lark_operator.models import LarkAppSpec
 from lark_operator.probes.result import ProbeResult, failure
 from lark_operator.probes.scheduler import ProbeScheduler
+from lark_operator.probes.target import ReadValue, resolve
 from lark_operator.reconcile.index import SecretIndex
 from lark_operator.reconcile.state import App, Key
 from lark_operator.vocabulary.dependencies import DEPENDENCIES, Dependency
@@ -35,14 +36,8 @@ class ProbeLink:
                 self.probes.unsubscribe(app.key, dep)
                 dropped(dep)
                 continue
-            cfg = getattr(spec.probes, dep)
-            ref = cfg.dsn_secret_ref if dep == Dependency.POSTGRES else cfg.url_secret_ref
             try:
-                url = await self._read(app, dep, ref.name, ref.key)
-                mgmt = None
-                if dep == Dependency.RABBITMQ and cfg.management_url_secret_ref is not None:
-                    m = cfg.management_url_secret_ref
-                    mgmt = await self._read(app, dep, m.name, m.key)
+                target = await resolve(dep, spec.probes, self._reader(app, dep))
             except _Unreadable as e:
                 self.probes.unsubscribe(app.key, dep)
                 await self.on_result(app.key, e.result)
@@ -50,26 +45,30 @@ class ProbeLink:
             self.probes.subscribe(
                 app.key,
                 dep,
-                url,
-                cfg,
+                target.url,
+                target.cfg,
                 spec.probes.interval_seconds,
                 spec.probes.timeout_seconds,
                 self.on_result,
-                management_url=mgmt,
+                management_url=target.management_url,
             )
 
     def forget(self, key: Key) -> None:
         if self.probes is not None:
             self.probes.unsubscribe(key)
 
-    async def _read(self, app: App, dep: Dependency, name: str, key: str) -> str:
-        secret = await self.index.get(app.namespace, name)
-        try:
-            return secret_value(secret, name, key, namespace=app.namespace)
-        except CredentialError as e:
-            # A value that is not text cannot be a URL: say so in the probes' words.
-            reason = Reason.INVALID_URL if e.reason == Reason.INVALID_CREDENTIALS else e.reason
-            raise _Unreadable(failure(dep, reason, e.message)) from None
+    def _reader(self, app: App, dep: str) -> ReadValue:
+        async def read(name: str, key: str, _field: str) -> str:
+            secret = await self.index.get(app.namespace, name)
+            try:
+                return secret_value(secret, name, key, namespace=app.namespace)
+            except CredentialError as e:
+                # A value that is not text cannot be a URL: say so in the probes' words.
+                bad = e.reason == Reason.INVALID_CREDENTIALS
+                reason = Reason.INVALID_URL if bad else e.reason
+                raise _Unreadable(failure(dep, reason, e.message)) from None
+
+        return read
 
 
 class _Unreadable(Exception):
