@@ -11,8 +11,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from lark_devenv.binaries import find
 from lark_operator import GROUP, PLURAL, VERSION
-from lark_operator.devenv.binaries import find
 
 
 class Kube:

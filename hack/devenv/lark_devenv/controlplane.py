@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from lark_operator.devenv import binaries
-from lark_operator.devenv.pki import make_pki, pki_paths
+from lark_devenv import binaries
+from lark_devenv.pki import make_pki, pki_paths
 
 
 def free_port() -> int:

@@ -1,4 +1,9 @@
-"""`lark-operator dev up|down|status`: the local control plane for development and the demo."""
+"""`lark-operator dev up|down|status`: the local control plane for development and the demo.
+
+The control plane itself is dev tooling (hack/devenv, package `lark_devenv`), which `make
+venv` installs beside a source checkout and which the wheel and the image leave out; this
+command imports it only when it runs, and says so in one line where it is absent.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lark_operator.devenv.binaries import MissingBinary
-from lark_operator.devenv.controlplane import ControlPlane, ControlPlaneError
+if TYPE_CHECKING:
+    from lark_devenv.controlplane import ControlPlane
 
 CRDS_DIR = Path(__file__).resolve().parent.parent / "crds"
+DEV_PACKAGE = "lark_devenv"
 
 
 def register(sub: Any) -> None:
@@ -24,6 +30,17 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        from lark_devenv.controlplane import ControlPlane
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] != DEV_PACKAGE:
+            raise  # the dev package is there but lacks a dependency: show that
+        print(
+            "lark-operator dev needs a source checkout: run `make dev-up` there (the local "
+            "control plane is dev tooling in hack/devenv, not part of the installed package)",
+            file=sys.stderr,
+        )
+        return 2
     cp = ControlPlane(args.dir, crds_dir=CRDS_DIR)
     if args.action == "up":
         return _up(cp, args.timeout)
@@ -45,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _up(cp: ControlPlane, timeout: float) -> int:
+    from lark_devenv.binaries import MissingBinary
+    from lark_devenv.controlplane import ControlPlaneError
+
     if os.environ.get("USE_EXISTING_CLUSTER", "").lower() == "true":
         print("USE_EXISTING_CLUSTER=true: using the current kubeconfig; nothing to start.")
         print("Install the CRDs there with: kubectl apply -f crds/")
