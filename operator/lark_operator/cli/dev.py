@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 CRDS_DIR = Path(__file__).resolve().parent.parent / "crds"
 DEV_PACKAGE = "lark_devenv"
+# The release README's `helm install` names: `dev up` marks the CRD it installs as that
+# release's, so that the install adopts it rather than failing on its ownership metadata.
+HELM_RELEASE = ("lark-operator", "lark-system")
 
 
 def register(sub: Any) -> None:
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    cp = ControlPlane(args.dir, crds_dir=CRDS_DIR)
+    cp = ControlPlane(args.dir)
     if args.action == "up":
         return _up(cp, args.timeout)
     if args.action == "down":
@@ -70,16 +73,30 @@ def _up(cp: ControlPlane, timeout: float) -> int:
         print("Install the CRDs there with: kubectl apply -f crds/")
         return 0
     start = time.monotonic()
+    before = cp.recorded_server()
     try:
         st, started = cp.up(timeout=timeout)
     except (MissingBinary, ControlPlaneError) as e:
         print(f"dev up failed: {e}", file=sys.stderr)
         return 1
+    try:
+        # Also on a running control plane: it may be the demo's, or hold an older CRD.
+        cp.install_crds(CRDS_DIR, helm_release=HELM_RELEASE)
+    except (OSError, ControlPlaneError) as e:
+        print(f"dev up failed installing the CRDs: {e}", file=sys.stderr)
+        if started:
+            cp.down()
+        return 1
     if not started:
         print(f"already running at {st.server} (dir {cp.dir}); not starting another")
     else:
-        print(
-            f"control plane ready at {st.server} in {time.monotonic() - start:.1f}s; CRDs installed"
-        )
+        took = time.monotonic() - start
+        print(f"control plane ready at {st.server} in {took:.1f}s; CRDs installed")
+        if before and before != st.server:
+            print(
+                f"note: {before}, its previous address, is in use; restart clients "
+                "that were connected to it (e.g. a running operator)",
+                file=sys.stderr,
+            )
     print(f"export KUBECONFIG={st.kubeconfig}")
     return 0
