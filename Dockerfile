@@ -28,6 +28,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # The project. operator/lark_operator/crds/larkapps.yaml is a symlink to crds/larkapps.yaml
 # (one source of truth for the CRD), so crds/ must be in the build context too: COPY keeps
 # the link, and the wheel stores the file it points to. README.md is the package's readme.
+# Nothing from hack/ (the dev-only local control plane and server launchers) is copied.
 COPY README.md ./
 COPY crds/ crds/
 COPY operator/ operator/

@@ -14,13 +14,16 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(BIN)/lark-operator: pyproject.toml
+# The product (editable, with its test/lint tools) and, beside it, the dev-only lark-devenv
+# from hack/devenv: the local control plane and server launchers that `lark-operator dev`,
+# the demo, the benchmark and the tests use, and that the wheel and the image leave out.
+$(BIN)/lark-operator: pyproject.toml hack/devenv/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e hack/devenv
 	@touch $@
 
-venv: $(BIN)/lark-operator ## Create .venv with the project and its test/lint tools
+venv: $(BIN)/lark-operator ## Create .venv with the project, the dev tooling and the test/lint tools
 
 controlplane: ## Build kube-apiserver, etcd and helm from Go modules into ~/.cache/lark-operator (once)
 	@bash hack/controlplane/build.sh

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.helpers.procs import SCRIPT, Emulator, Proc, http_json  # noqa: E402
 
-from lark_operator.devenv.controlplane import ControlPlane, free_port  # noqa: E402
+from lark_devenv.controlplane import ControlPlane, free_port  # noqa: E402
 
 NS = "bench"
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}

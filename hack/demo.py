@@ -32,10 +32,10 @@ from typing import Any
 
 import yaml
 
+from lark_devenv import servers
+from lark_devenv.binaries import MissingBinary, find
+from lark_devenv.controlplane import ControlPlane, ControlPlaneError, free_port
 from lark_operator.credentials import ALLOWED_BASE_URLS_ENV
-from lark_operator.devenv import servers
-from lark_operator.devenv.binaries import MissingBinary, find
-from lark_operator.devenv.controlplane import ControlPlane, ControlPlaneError, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv: lark-operator, kubectl, kubectl-lark

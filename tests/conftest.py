@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lark_operator.devenv.controlplane import ControlPlane
+from lark_devenv.controlplane import ControlPlane
 from tests.fixtures.servers import *  # noqa: F403 - real PostgreSQL/Redis/RabbitMQ fixtures
 from tests.helpers.env import Env
 from tests.helpers.kube import Kube

@@ -11,7 +11,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from lark_operator.devenv.binaries import find
+from lark_devenv.binaries import find
 from lark_operator.vocabulary.names import GROUP, PLURAL, VERSION
 
 

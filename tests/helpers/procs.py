@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lark_operator.devenv.controlplane import free_port
+from lark_devenv.controlplane import free_port
 
 SCRIPT = str(Path(sys.executable).parent / "lark-operator")
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lark_operator.devenv.binaries import MissingBinary, find
+from lark_devenv.binaries import MissingBinary, find
 from tests.helpers.kube import Kube
 from tests.helpers.wait import eventually
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from lark_operator.devenv.controlplane import ControlPlane
+from lark_devenv.controlplane import ControlPlane
 from tests.helpers.env import Env
 from tests.helpers.procs import Emulator, http_json
 from tests.helpers.token_watch import TokenWatch  # noqa: F401 - re-exported for the tests

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lark_operator.devenv.controlplane import ControlPlane
+from lark_devenv.controlplane import ControlPlane
 from lark_operator.vocabulary.hints import hint_for
 from tests.helpers.procs import http_json
 from tests.helpers.wait import eventually

@@ -93,6 +93,25 @@ def pki_paths(cert_dir: Path) -> dict[str, Path]:
     }
 
 
+def reusable_pki(
+    cert_dir: Path, *, margin: dt.timedelta = dt.timedelta(days=1)
+) -> dict[str, Path] | None:
+    """The files make_pki wrote earlier, if all are there and no certificate expires within
+    `margin`: a restarted control plane keeps them, so its clients' credentials stay good."""
+    paths = pki_paths(cert_dir)
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    deadline = dt.datetime.now(dt.UTC) + margin
+    for name in ("ca", "serving_cert", "admin_cert"):
+        try:
+            cert = x509.load_pem_x509_certificate(paths[name].read_bytes())
+        except ValueError:
+            return None
+        if cert.not_valid_after_utc < deadline:
+            return None
+    return paths
+
+
 def make_pki(cert_dir: Path) -> dict[str, Path]:
     """Write every file the apiserver and an admin client need; return their paths."""
     cert_dir.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from lark_operator.devenv import procs
+from lark_devenv import procs
 
 
 def _pg_bin() -> Path:

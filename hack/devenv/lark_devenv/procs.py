@@ -1,6 +1,6 @@
 """Run a server process in its own process group, wait until it serves, stop it for sure.
 
-Used by `devenv.servers` (the demo, and the tests through tests/fixtures). Every process
+Used by `lark_devenv.servers` (the demo, and the tests through tests/fixtures). Every process
 started here is remembered until stopped; an atexit hook kills whatever is left when the
 Python process exits, so no server outlives the demo or a test run.
 """

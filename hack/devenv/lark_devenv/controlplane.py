@@ -2,7 +2,9 @@
 
 Used by `lark-operator dev up|down|status`, by the demo and by the test harness. The
 processes run in their own sessions so they outlive the command that started them; their
-PIDs and ports are kept in DIR/state.json so a second `up` finds them.
+PIDs and ports are kept in DIR/state.json so a second `up` finds them. `down` stops them
+but keeps DIR (etcd data, certificates, kubeconfig), so the next `up` brings the same
+cluster back at the same address (when its port is still free).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from lark_operator.devenv import binaries
-from lark_operator.devenv.pki import make_pki, pki_paths
+from lark_devenv import binaries
+from lark_devenv.pki import make_pki, pki_paths, reusable_pki
 
 
 def free_port() -> int:
@@ -94,8 +97,11 @@ class ControlPlane:
             binaries.find(name)  # fail before making anything
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
-        pki = make_pki(self.dir / "pki")
-        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        # Back at the address and with the certificates of the last run in DIR (`down` keeps
+        # them), so clients holding them (a running operator, DIR/kubeconfig) reconnect.
+        pki = reusable_pki(self.dir / "pki") or make_pki(self.dir / "pki")
+        api_port = self._recorded_port() or free_port()
+        etcd_port, peer_port = _free_port_but(api_port), _free_port_but(api_port)
         state = self._spawn_all(etcd_port, peer_port, api_port, pki)
         self.state_file.write_text(json.dumps(asdict(state)))
         self._write_kubeconfig(state.server, pki)
@@ -107,6 +113,19 @@ class ControlPlane:
             self.down()
             raise
         return state, True
+
+    def recorded_server(self) -> str | None:
+        """The apiserver URL in DIR/kubeconfig (kept by `down`), if any."""
+        try:
+            cfg = yaml.safe_load(self.kubeconfig.read_text())
+            return str(cfg["clusters"][0]["cluster"]["server"])
+        except (OSError, yaml.YAMLError, LookupError, TypeError):
+            return None
+
+    def _recorded_port(self) -> int | None:
+        """The recorded apiserver port if it is free to listen on again, else None."""
+        port = urllib.parse.urlsplit(self.recorded_server() or "").port
+        return port if port and _can_listen(port) else None
 
     def _spawn_all(
         self, etcd_port: int, peer_port: int, api_port: int, pki: dict[str, Path]
@@ -258,12 +277,22 @@ class ControlPlane:
             raise ControlPlaneError(f"/version answered {status}")
         return dict(body)
 
-    def install_crds(self, crds_dir: Path, *, timeout: float = 30.0) -> list[str]:
+    def install_crds(
+        self,
+        crds_dir: Path,
+        *,
+        timeout: float = 30.0,
+        helm_release: tuple[str, str] | None = None,
+    ) -> list[str]:
+        """Apply every CRD in crds_dir and wait until served. helm_release=(name, namespace)
+        marks them as that Helm release's, so that its `helm install` adopts them."""
         names = []
         for path in sorted(crds_dir.glob("*.yaml")):
             for doc in yaml.safe_load_all(path.read_text()):
                 if not doc or doc.get("kind") != "CustomResourceDefinition":
                     continue
+                if helm_release:
+                    _mark_helm_owned(doc, *helm_release)
                 name = doc["metadata"]["name"]
                 names.append(name)
                 status, body = self._apply(name, doc)
@@ -332,6 +361,34 @@ class ControlPlane:
             stopped |= _terminate(pid, timeout)
         self.state_file.unlink(missing_ok=True)
         return stopped
+
+
+def _mark_helm_owned(doc: dict[str, Any], release: str, namespace: str) -> None:
+    # The ownership metadata Helm checks before it takes over an existing object (it refuses
+    # one without it: "invalid ownership metadata").
+    meta = doc.setdefault("metadata", {})
+    meta.setdefault("labels", {})["app.kubernetes.io/managed-by"] = "Helm"
+    annotations = meta.setdefault("annotations", {})
+    annotations["meta.helm.sh/release-name"] = release
+    annotations["meta.helm.sh/release-namespace"] = namespace
+
+
+def _can_listen(port: int) -> bool:
+    # SO_REUSEADDR as kube-apiserver (Go) sets it: the just-stopped server's TIME_WAIT
+    # connections do not make its port busy.
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port_but(taken: int) -> int:
+    while (port := free_port()) == taken:
+        pass
+    return port
 
 
 def _terminate(pid: int, timeout: float) -> bool:

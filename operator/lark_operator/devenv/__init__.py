@@ -1,1 +1,0 @@
-"""A local Kubernetes control plane (etcd + kube-apiserver), envtest-style."""
