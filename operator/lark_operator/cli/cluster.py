@@ -1,5 +1,6 @@
-"""The CLI's way into the cluster: kubeconfig like kubectl reads it, and a LarkApp's app
-credentials / probe targets read through it.
+"""The CLI's way into the cluster — the operator's own credential loader
+(`lark_operator.kube.load_auth`: kubeconfig as kubectl reads it, or the pod's service
+account) — and a LarkApp's app credentials / probe targets read through it.
 
 `lark-operator validate|token-info|refresh-token --larkapp` use `resolve_larkapp`,
 `health-check --larkapp` uses `resolve_probe_targets`, and `kubectl lark` uses all of it.
@@ -10,26 +11,14 @@ domain) whose text names objects, keys and URLs, never a Secret's value.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
-import os
-import ssl
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lark_operator.credentials import ALLOW_IN_CLI, resolve_base_url, secret_value
-from lark_operator.kube import SA_TOKEN_PATH, KubeClient, KubeError, _Auth, load_auth
+from lark_operator.kube import Auth, AuthError, KubeClient, KubeError, load_auth
 from lark_operator.models import LarkAppSpec
-
-SA_NAMESPACE_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 class ClusterError(Exception):
@@ -41,187 +30,26 @@ class ClusterError(Exception):
 class Connection:
     """Where and as whom to talk, and the namespace a bare command means."""
 
-    auth: _Auth
-    namespace: str
-    context: str | None
+    auth: Auth
+
+    @property
+    def namespace(self) -> str:
+        return self.auth.namespace
+
+    @property
+    def context(self) -> str | None:
+        return self.auth.context
 
     def client(self) -> KubeClient:
         return KubeClient(self.auth, max_connections=4)
 
 
-def kubeconfig_paths(explicit: str | None = None) -> list[Path]:
-    """--kubeconfig, else every file in $KUBECONFIG, else ~/.kube/config (as kubectl)."""
-    if explicit:
-        return [Path(explicit).expanduser()]
-    env = os.environ.get("KUBECONFIG", "")
-    paths = [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
-    return paths or [Path("~/.kube/config").expanduser()]
-
-
 def connect(kubeconfig: str | None = None, context: str | None = None) -> Connection:
     """The connection kubectl would use with the same flags and environment."""
-    paths = kubeconfig_paths(kubeconfig)
-    existing = [p for p in paths if p.is_file()]
-    if kubeconfig and not existing:
-        raise ClusterError(f"kubeconfig {kubeconfig} does not exist")
-    if not existing:
-        if os.path.exists(SA_TOKEN_PATH) and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return Connection(load_auth(), _in_cluster_namespace(), None)
-        raise ClusterError(
-            "no kubeconfig: set KUBECONFIG, pass --kubeconfig, or run `lark-operator dev up`"
-        )
-    merged = _merge(existing)
-    name = context or merged.current_context
-    if not name:
-        raise ClusterError("the kubeconfig names no current-context: pass --context")
-    ctx = merged.contexts.get(name)
-    if ctx is None:
-        raise ClusterError(f"context {name!r} is not in the kubeconfig")
-    cluster = merged.clusters.get(str(ctx.get("cluster")))
-    if cluster is None:
-        raise ClusterError(f"context {name!r} names cluster {ctx.get('cluster')!r}, not defined")
-    user = merged.users.get(str(ctx.get("user")), {})
-    return Connection(_auth(cluster, user), str(ctx.get("namespace") or "default"), name)
-
-
-def _in_cluster_namespace() -> str:
     try:
-        return Path(SA_NAMESPACE_PATH).read_text().strip() or "default"
-    except OSError:
-        return "default"
-
-
-@dataclass
-class _Merged:
-    current_context: str | None
-    contexts: dict[str, dict[str, Any]]
-    clusters: dict[str, dict[str, Any]]
-    users: dict[str, dict[str, Any]]
-
-
-def _merge(paths: list[Path]) -> _Merged:
-    """kubectl's merge rule: the first file to define a name wins. Relative file paths in
-    an entry are relative to the file that defined it."""
-    merged = _Merged(None, {}, {}, {})
-    for path in paths:
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ClusterError(f"cannot read kubeconfig {path}: {exc}") from None
-        merged.current_context = merged.current_context or doc.get("current-context") or None
-        for section, target in (
-            ("contexts", merged.contexts),
-            ("clusters", merged.clusters),
-            ("users", merged.users),
-        ):
-            for item in doc.get(section) or []:
-                body = dict(item.get(section[:-1]) or {})
-                body["_dir"] = str(path.resolve().parent)
-                target.setdefault(str(item.get("name")), body)
-    return merged
-
-
-def _file(entry: Mapping[str, Any], key: str) -> str | None:
-    value = entry.get(key)
-    if not value:
-        return None
-    return str(Path(str(entry["_dir"]), os.path.expanduser(str(value))))
-
-
-def _data(entry: Mapping[str, Any], key: str) -> bytes | None:
-    value = entry.get(key)
-    if not value:
-        return None
-    try:
-        return base64.b64decode(value)
-    except (binascii.Error, ValueError):
-        raise ClusterError(f"kubeconfig field {key} is not base64") from None
-
-
-def _auth(cluster: Mapping[str, Any], user: Mapping[str, Any]) -> _Auth:
-    server = str(cluster.get("server") or "").rstrip("/")
-    if not server:
-        raise ClusterError("the kubeconfig cluster has no server")
-    user = dict(user)
-    if user.get("exec"):
-        user.update(_exec_credential(user["exec"], str(user["_dir"])))
-    if user.get("auth-provider"):
-        token = (user["auth-provider"].get("config") or {}).get("access-token")
-        user.setdefault("token", token)
-    token = user.get("token")
-    if not token and user.get("tokenFile"):
-        token = Path(str(_file(user, "tokenFile"))).read_text().strip()
-    ctx: ssl.SSLContext | bool
-    if cluster.get("insecure-skip-tls-verify"):
-        ctx = False
-    else:
-        ca_data = _data(cluster, "certificate-authority-data")
-        ctx = ssl.create_default_context(
-            cafile=_file(cluster, "certificate-authority"),
-            cadata=ca_data.decode() if ca_data else None,
-        )
-        _load_client_cert(ctx, user)
-    return _Auth(
-        server,
-        ctx,
-        str(token) if token else None,
-        None,
-        user.get("username"),
-        user.get("password"),
-    )
-
-
-def _load_client_cert(ctx: ssl.SSLContext, user: Mapping[str, Any]) -> None:
-    cert, key = _file(user, "client-certificate"), _file(user, "client-key")
-    cert_data, key_data = _data(user, "client-certificate-data"), _data(user, "client-key-data")
-    if not (cert or cert_data):
-        return
-    # The ssl module loads key material only from files: write the inline data to a
-    # private directory just long enough for load_cert_chain, then remove it.
-    with tempfile.TemporaryDirectory(prefix="kubectl-lark-") as tmp:
-        if cert_data:
-            cert = os.path.join(tmp, "client.crt")
-            Path(cert).write_bytes(cert_data)
-        if key_data:
-            key = os.path.join(tmp, "client.key")
-            Path(key).write_bytes(key_data)
-        ctx.load_cert_chain(str(cert), key)
-
-
-def _exec_credential(spec: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
-    """Run a client-go credential plugin (as EKS/GKE kubeconfigs use) once."""
-    command = str(spec.get("command") or "")
-    if not command:
-        raise ClusterError("the kubeconfig user has an exec section without a command")
-    if "/" in command and not os.path.isabs(command):
-        command = os.path.join(base_dir, command)
-    env = dict(os.environ)
-    env.update({str(e["name"]): str(e["value"]) for e in spec.get("env") or []})
-    api = spec.get("apiVersion", "client.authentication.k8s.io/v1")
-    info = {"apiVersion": api, "kind": "ExecCredential", "spec": {"interactive": False}}
-    env["KUBERNETES_EXEC_INFO"] = json.dumps(info)
-    try:
-        out = subprocess.run(
-            [command, *[str(a) for a in spec.get("args") or []]],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-        status = json.loads(out).get("status") or {}
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        raise ClusterError(f"kubeconfig exec plugin {command} failed: {exc}") from None
-    found: dict[str, Any] = {}
-    if status.get("token"):
-        found["token"] = status["token"]
-    for src, dst in (
-        ("clientCertificateData", "client-certificate-data"),
-        ("clientKeyData", "client-key-data"),
-    ):
-        if status.get(src):
-            found[dst] = base64.b64encode(status[src].encode()).decode()
-    return found
+        return Connection(load_auth(kubeconfig, context))
+    except AuthError as exc:
+        raise ClusterError(str(exc)) from None
 
 
 @contextlib.asynccontextmanager

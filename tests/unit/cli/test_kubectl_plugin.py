@@ -1,4 +1,5 @@
-"""kubectl lark: the text it prints (pure functions), its flags, and kubeconfig reading."""
+"""kubectl lark: the text it prints (pure functions), its flags, and which kubeconfig
+and context it uses."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from lark_operator.cli import cluster
 from lark_operator.cli.kubectl_plugin import build_parser, main, render
 from lark_operator.cli.kubectl_plugin.commands import _outcome_recorded, rfc3339_micro
 from lark_operator.vocabulary.hints import hint_for
+from tests.unit.kube.conftest import write_kubeconfig
 
 NOW = dt.datetime(2026, 1, 2, 3, 0, 0, tzinfo=dt.UTC)
 
@@ -264,68 +265,10 @@ def test_no_kubeconfig_is_exit_2(
     assert "no kubeconfig" in capsys.readouterr().err
 
 
-# --- kubeconfig -------------------------------------------------------------------------------
-def write(path: Path, doc: dict[str, Any]) -> str:
-    path.write_text(yaml.safe_dump(doc))
-    return str(path)
-
-
-def kubeconfig(current: str, *contexts: tuple[str, str, str | None]) -> dict[str, Any]:
-    return {
-        "current-context": current,
-        "contexts": [
-            {"name": n, "context": {"cluster": c, "user": "u", **({"namespace": ns} if ns else {})}}
-            for n, c, ns in contexts
-        ],
-        "clusters": [
-            {
-                "name": "a",
-                "cluster": {"server": "https://a:6443/", "insecure-skip-tls-verify": True},
-            },
-            {
-                "name": "b",
-                "cluster": {"server": "https://b:6443", "insecure-skip-tls-verify": True},
-            },
-        ],
-        "users": [{"name": "u", "user": {"token": "t0ken"}}],
-    }
-
-
-def test_kubeconfig_context_namespace_and_merge(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    first = write(tmp_path / "one", kubeconfig("ctx-a", ("ctx-a", "a", "team")))
-    second = write(
-        tmp_path / "two", kubeconfig("ctx-b", ("ctx-b", "b", None), ("ctx-a", "b", "other"))
-    )
-    monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
-    conn = cluster.connect()
-    # The first file wins: its current-context and its definition of ctx-a.
-    assert (conn.context, conn.namespace, conn.auth.server) == ("ctx-a", "team", "https://a:6443")
-    assert conn.auth.token == "t0ken" and conn.auth.ssl_context is False
-    conn = cluster.connect(context="ctx-b")
-    assert (conn.namespace, conn.auth.server) == ("default", "https://b:6443")
-    conn = cluster.connect(kubeconfig=second)
-    assert conn.context == "ctx-b"
+# --- kubeconfig (the loader itself: tests/unit/kube) ------------------------------------------
+def test_connect_uses_the_loader_and_its_errors_are_cluster_errors(tmp_path: Path) -> None:
+    path = write_kubeconfig(tmp_path / "cfg", user={"token": "t"}, namespace="team")
+    conn = cluster.connect(kubeconfig=path, context="ctx")
+    assert (conn.context, conn.namespace, conn.client().server) == ("ctx", "team", "https://c:6443")
     with pytest.raises(cluster.ClusterError, match="context 'nope' is not in the kubeconfig"):
-        cluster.connect(context="nope")
-
-
-def test_kubeconfig_relative_token_file(tmp_path: Path) -> None:
-    doc = kubeconfig("ctx-a", ("ctx-a", "a", None))
-    doc["users"] = [{"name": "u", "user": {"tokenFile": "tok"}}]
-    (tmp_path / "tok").write_text("from-file\n")
-    conn = cluster.connect(kubeconfig=write(tmp_path / "cfg", doc))
-    assert conn.auth.token == "from-file"
-
-
-def test_kubeconfig_exec_plugin(tmp_path: Path) -> None:
-    plugin = tmp_path / "plugin.sh"
-    plugin.write_text(
-        '#!/bin/sh\necho \'{"kind":"ExecCredential","status":{"token":"exec-token"}}\'\n'
-    )
-    plugin.chmod(0o755)
-    doc = kubeconfig("ctx-a", ("ctx-a", "a", None))
-    doc["users"] = [{"name": "u", "user": {"exec": {"command": "./plugin.sh"}}}]
-    conn = cluster.connect(kubeconfig=write(tmp_path / "cfg", doc))
-    assert conn.auth.token == "exec-token"
+        cluster.connect(kubeconfig=path, context="nope")

@@ -5,116 +5,43 @@ election), and a metadata-only watch of Secrets. A thin client keeps memory flat
 thousands of objects (no model classes), and the metadata-only watch lets the operator
 notice changes to the Secrets it references without downloading every Secret's data in
 the cluster.
-Credentials come from kopf's own kubeconfig / service-account parsers, so the operator
-and this client always talk to the same server as the same user.
+Credentials come from `loader.load_auth` — the same loader the CLI uses — and renew
+themselves (a rotated token file, an expired exec credential); after a 401 a renewable
+credential is fetched anew and the request tried once more.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import json
 import logging
 import os
-import ssl
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
 
 from lark_operator import metrics
+from lark_operator.kube.auth import Auth
+from lark_operator.kube.errors import Gone, KubeError, from_response
+from lark_operator.kube.loader import load_auth
 from lark_operator.vocabulary.names import GROUP, PLURAL, VERSION
 
 log = logging.getLogger("lark_operator.kube")
 
-SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
-class KubeError(Exception):
-    def __init__(self, status: int, message: str, reason: str = ""):
-        super().__init__(f"{status} {reason}: {message}".strip())
-        self.status = status
-        self.reason = reason
-
-
-class Conflict(KubeError):
-    pass
-
-
-class Gone(KubeError):
-    pass
-
-
-@dataclass
-class _Auth:
-    server: str
-    ssl_context: ssl.SSLContext | bool
-    token: str | None
-    token_path: str | None
-    username: str | None = None
-    password: str | None = None
-
-
-def _materialize(data: str | bytes | None, path: Any) -> str | None:
-    """kubeconfig *-data fields are base64; the ssl module wants files."""
-    if path:
-        return os.fspath(path) if not isinstance(path, bytes) else path.decode()
-    if not data:
-        return None
-    raw = base64.b64decode(data) if isinstance(data, str) else data
-    f = tempfile.NamedTemporaryFile(prefix="lark-kube-", delete=False)
-    f.write(raw)
-    f.close()
-    os.chmod(f.name, 0o600)
-    return f.name
-
-
-def load_auth() -> _Auth:
-    """In-cluster service account if present, else KUBECONFIG / ~/.kube/config."""
-    import kopf
-
-    settings = kopf.OperatorSettings()
-    info = None
-    if os.path.exists(SA_TOKEN_PATH) and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        info = kopf.login_with_service_account(settings=settings)
-    if info is None:
-        info = kopf.login_with_kubeconfig(settings=settings)
-    if info is None:
-        raise RuntimeError("no Kubernetes credentials: set KUBECONFIG or run in a cluster")
-    ctx: ssl.SSLContext | bool
-    if info.insecure:
-        ctx = False
-    else:
-        ctx = ssl.create_default_context(cafile=_materialize(info.ca_data, info.ca_path))
-        cert = _materialize(info.certificate_data, info.certificate_path)
-        key = _materialize(info.private_key_data, info.private_key_path)
-        if cert:
-            ctx.load_cert_chain(cert, key)
-    server = info.server
-    host, port = (
-        os.environ.get("KUBERNETES_SERVICE_HOST"),
-        os.environ.get("KUBERNETES_SERVICE_PORT"),
-    )
-    if server == "https://kubernetes.default.svc" and host:
-        server = f"https://{host}:{port or 443}"
-    token_path = SA_TOKEN_PATH if info.token and os.path.exists(SA_TOKEN_PATH) else None
-    return _Auth(server.rstrip("/"), ctx, info.token, token_path, info.username, info.password)
-
-
 class KubeClient:
-    def __init__(self, auth: _Auth | None = None, *, max_connections: int = 32):
+    def __init__(self, auth: Auth | None = None, *, max_connections: int = 32):
         self._auth = auth or load_auth()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self._token_read_at = 0.0
 
     @property
     def server(self) -> str:
@@ -130,25 +57,26 @@ class KubeClient:
             )
         return self._session
 
-    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        a = self._auth
-        # Bound service-account tokens rotate; re-read the file once a minute.
-        if a.token_path and time.monotonic() - self._token_read_at > 60:
-            try:
-                with open(a.token_path) as f:
-                    a.token = f.read().strip()
-                self._token_read_at = time.monotonic()
-            except OSError:
-                pass
+    async def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        credential = self._auth.credential
+        if credential.due():  # reads a file or runs a plugin: not on the event loop
+            await asyncio.to_thread(credential.renew)
         h = {"Accept": "application/json", "User-Agent": "lark-operator"}
-        if a.token:
-            h["Authorization"] = f"Bearer {a.token}"
-        elif a.username and a.password:
-            h["Authorization"] = (
-                "Basic " + base64.b64encode(f"{a.username}:{a.password}".encode()).decode()
-            )
+        authorization = credential.header()
+        if authorization:
+            h["Authorization"] = authorization
         h.update(extra or {})
         return h
+
+    async def _renewed_after_401(self, refused: str | None) -> bool:
+        """Whether there is now a credential other than the one just refused (renewed
+        here, or by a concurrent request that was refused too)."""
+        credential = self._auth.credential
+        if credential.header() == refused:
+            credential.invalidate()
+            if credential.due():
+                await asyncio.to_thread(credential.renew)
+        return credential.header() != refused
 
     async def close(self) -> None:
         if self._session is not None:
@@ -165,21 +93,31 @@ class KubeClient:
         timeout: float = 30.0,
         accept: str | None = None,
     ) -> Any:
-        http = await self._http()
         url = self._auth.server + path + (("?" + urlencode(params)) if params else "")
-        headers = self._headers({"Content-Type": content_type} if body is not None else None)
+        data = json.dumps(body) if body is not None else None
+        headers = {"Content-Type": content_type} if body is not None else {}
         if accept:
             headers["Accept"] = accept
-        data = json.dumps(body) if body is not None else None
+        status, raw, sent = await self._send(method, url, data, headers, timeout)
+        if status == 401 and await self._renewed_after_401(sent):
+            status, raw, _ = await self._send(method, url, data, headers, timeout)
+        if status >= 400:
+            raise from_response(status, raw)
+        return json.loads(raw) if raw else None
+
+    async def _send(
+        self, method: str, url: str, data: str | None, extra: dict[str, str], timeout: float
+    ) -> tuple[int, bytes, str | None]:
+        """(status, body, the Authorization sent)."""
+        http = await self._http()
+        headers = await self._headers(extra)
         started = time.monotonic()
         async with http.request(
             method, url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as resp:
             raw = await resp.read()
             metrics.KUBE_REQUEST_DURATION.labels(method).observe(time.monotonic() - started)
-            if resp.status >= 400:
-                raise _error(resp.status, raw)
-            return json.loads(raw) if raw else None
+            return resp.status, raw, headers.get("Authorization")
 
     # --- Secrets ------------------------------------------------------------------------
     @staticmethod
@@ -375,14 +313,16 @@ class KubeClient:
             allowWatchBookmarks="true",
             timeoutSeconds="300",
         )
-        headers = self._headers({"Accept": METADATA_WATCH_ACCEPT})
+        headers = await self._headers({"Accept": METADATA_WATCH_ACCEPT})
         async with http.get(
             self._auth.server + path + "?" + urlencode(q),
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=None, sock_read=330),
         ) as resp:
+            if resp.status == 401:
+                self._auth.credential.invalidate()  # renewed before the next list
             if resp.status >= 400:
-                raise _error(resp.status, await resp.read())
+                raise from_response(resp.status, await resp.read())
             async for line in resp.content:
                 if not line.strip():
                     continue
@@ -391,18 +331,5 @@ class KubeClient:
                     obj = event.get("object") or {}
                     if obj.get("code") == 410:
                         raise Gone(410, str(obj.get("message", "")), "Expired")
-                    raise _error(int(obj.get("code") or 500), json.dumps(obj).encode())
+                    raise from_response(int(obj.get("code") or 500), json.dumps(obj).encode())
                 yield event["type"], event["object"]
-
-
-def _error(status: int, raw: bytes) -> KubeError:
-    try:
-        body = json.loads(raw)
-        message, reason = str(body.get("message", "")), str(body.get("reason", ""))
-    except ValueError:
-        message, reason = raw[:300].decode(errors="replace"), ""
-    if status == 409:
-        return Conflict(status, message, reason)
-    if status == 410:
-        return Gone(status, message, reason)
-    return KubeError(status, message, reason)
