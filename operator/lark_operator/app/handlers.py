@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from lark_operator.app import login
 from lark_operator.app.wiring import Wiring
 from lark_operator.vocabulary.names import (
     FINALIZER,
@@ -26,6 +27,10 @@ from lark_operator.vocabulary.names import (
 )
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+# kopf logs in through the operator's own loader: the same server, user and rules.
+kopf.on.login()(login.login)
 
 
 @kopf.on.startup()

@@ -17,7 +17,7 @@ from typing import Any
 
 from lark_operator.app import leader
 from lark_operator.app.wiring import Wiring
-from lark_operator.kube import KubeClient
+from lark_operator.kube import AuthError, KubeClient, load_auth
 from lark_operator.settings import Settings
 
 log = logging.getLogger("lark_operator.run")
@@ -69,9 +69,10 @@ async def _main(settings: Settings, election: leader.ElectionConfig | None) -> i
 async def _preflight(wiring: Wiring) -> None:
     s = wiring.settings
     try:
-        wiring.kube = KubeClient()
-    except Exception as e:  # missing or unreadable kubeconfig, no in-cluster account
+        wiring.auth = load_auth()
+    except AuthError as e:  # missing or unreadable kubeconfig, no in-cluster account
         raise StartupError(f"cannot load Kubernetes credentials: {e}") from None
+    wiring.kube = KubeClient(wiring.auth)
     try:
         await wiring.start_health()
     except OSError as e:
@@ -103,7 +104,7 @@ async def _run_elected(wiring: Wiring, config: leader.ElectionConfig) -> int:
     Losing it ends the process at once (exit 1, like controller-runtime): a restart is
     the one way to be sure nothing of the old term is still acting."""
     # A client of its own: renewals must not queue behind the reconciler's requests.
-    kube = KubeClient(max_connections=2)
+    kube = KubeClient(wiring.auth, max_connections=2)
     elector = leader.LeaderElector(kube, config)
     wiring.set_role("standby")
     wiring.election = elector

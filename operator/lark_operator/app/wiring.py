@@ -13,7 +13,7 @@ from lark_operator import __version__, metrics
 from lark_operator.app.health import HealthServer
 from lark_operator.app.leader import LeaderElector
 from lark_operator.app.watch import measure_loop_lag, watch_secrets
-from lark_operator.kube import KubeClient
+from lark_operator.kube import Auth, KubeClient
 from lark_operator.openplatform import OpenPlatformClient
 from lark_operator.probes.scheduler import ProbeScheduler
 from lark_operator.reconcile.reconciler import Reconciler
@@ -26,6 +26,7 @@ log = logging.getLogger("lark_operator.app")
 class Wiring:
     settings: Settings
     health: HealthServer = field(init=False)
+    auth: Auth | None = None  # loaded once: both Kubernetes clients share it
     kube: KubeClient | None = None
     client: OpenPlatformClient | None = None
     probes: ProbeScheduler | None = None
@@ -63,7 +64,7 @@ class Wiring:
     async def start(self) -> None:
         """Clients, probe scheduler, reconciler, watches (kopf's startup handler)."""
         s = self.settings
-        self.kube = self.kube or KubeClient()
+        self.kube = self.kube or KubeClient(self.auth)
         self.client = OpenPlatformClient(rate_per_second=s.api_rate_per_second, burst=s.api_burst)
         self.probes = ProbeScheduler(max_concurrency=s.max_concurrent_probes)
         await self.probes.start()

@@ -1,4 +1,4 @@
-"""lark_operator.kopf_login: kopf logs in through the operator's loader — same server,
+"""lark_operator.app.login: kopf logs in through the operator's loader — same server,
 user, TLS and expiry."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import kopf
 import pytest
 
-from lark_operator import kopf_login
+from lark_operator.app import login as kopf_login
 from lark_operator.kube import loader
 from lark_operator.kube.auth import Auth, Credential, Tls
 from lark_operator.kube.kubeconfig import Kubeconfig

@@ -2,9 +2,10 @@
 the operator's KubeClient talk to the same server as the same user, with the same rules
 (kubeconfig as kubectl reads it, the pod's rotating service-account token, exec plugins).
 
-Register `login` as a `@kopf.on.login()` handler. kopf calls it again after a 401 and
-when the credential it returned expires (an exec plugin's expirationTimestamp); each call
-loads afresh. Kept outside `lark_operator.kube`, which does not import kopf.
+app/handlers.py registers `login` as the `@kopf.on.login()` handler. kopf calls it again
+after a 401 and when the credential it returned expires (an exec plugin's
+expirationTimestamp); each call loads afresh. Here, not in `lark_operator.kube`, which
+does not import kopf.
 """
 
 from __future__ import annotations
