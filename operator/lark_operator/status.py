@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lark_operator.gitops_conditions import gitops_conditions
 from lark_operator.hints import hint_for
 
 DEPENDENCIES = ("postgres", "redis", "rabbitmq")
@@ -257,6 +258,7 @@ def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> dict[str,
         conds[CONDITION_FOR[dep]] = _probe_condition(dep, obs)
     phase, ready = _phase_and_ready(obs, conds)
     ordered = [ready, *conds.values()]
+    ordered += gitops_conditions(ordered, obs.generation)  # Reconciling, Stalled
 
     old = {c.get("type"): c for c in previous.get("conditions") or []}
     now = rfc3339(obs.now)
