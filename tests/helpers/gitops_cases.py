@@ -51,7 +51,8 @@ def _bad(reason: str, message: str, code: int | None = None, token: bool = False
 def _probe(reason: str | None, healthy: bool = False) -> Observed:
     probes = {}
     if reason is not None:
-        probes["postgres"] = {"healthy": healthy, "reason": reason, "message": "m", "details": {}}
+        message = "answered in 2 ms" if healthy else "connection refused (postgres:5432)"
+        probes["postgres"] = {"healthy": healthy, "reason": reason, "message": message}
     return Observed(
         GEN, NOW, credentials=VALID, token=TOKEN, configured_probes=("postgres",), probes=probes
     )
