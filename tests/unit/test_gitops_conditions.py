@@ -38,7 +38,7 @@ def test_build_status_writes_reconciling_and_stalled(case: Case) -> None:
     assert stalled["status"] == ("True" if case.stalled else "False")
     if case.stalled:
         assert stalled["reason"] == case.stalled
-        assert stalled["message"]  # what Flux prints when it fails fast
+        assert stalled["message"]  # kstatus reports it with Failed
     for cond in (rec, stalled):
         assert cond["observedGeneration"] == GEN
         assert cond["reason"] and cond["message"]

@@ -28,7 +28,7 @@ def test_every_state_the_operator_writes(kstatus: Kstatus) -> None:
     assert got == {c.name: c.kstatus for c in CASES}
     for case, result in zip(CASES, results, strict=True):
         conds = {c["type"]: c for c in larkapp(case)["status"]["conditions"]}
-        if result["status"] == "Failed":  # Flux prints this when it gives up
+        if result["status"] == "Failed":  # the cause and hint, as `kpt live status` shows
             assert result["message"] == conds["Stalled"]["message"]
         elif case.reconciling:
             assert result["message"] == conds["Reconciling"]["message"]
