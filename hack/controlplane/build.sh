@@ -45,5 +45,9 @@ done
 build helm helm helm.sh/helm/v3/cmd/helm \
   "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean${k8s_flags}"
 
+# kstatus (hack/kstatus): how Flux and kpt read a LarkApp's health, for tests/integration/gitops.
+cli_utils="$(awk '$1 == "sigs.k8s.io/cli-utils" {print $2}' "$here/../kstatus/go.mod")"
+build kstatus ../kstatus . "-X main.version=${cli_utils}"
+
 ln -sfn "$(basename "$out")" "$cache/controlplane/current"
 echo "$out"

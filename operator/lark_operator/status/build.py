@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lark_operator.status.facts import Observed
+from lark_operator.status.gitops import gitops_conditions
 from lark_operator.status.model import Condition, LarkAppStatus, LastError, TokenStatus
 from lark_operator.vocabulary.dependencies import Dependency
 from lark_operator.vocabulary.hints import hint_for
@@ -124,6 +125,7 @@ def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> LarkAppSt
         conds[dep.condition] = _probe_condition(dep, dep.condition, obs)
     phase, ready = _phase_and_ready(obs, deps, conds)
     ordered = [ready, *conds.values()]
+    ordered += gitops_conditions(ordered, obs.generation)  # Reconciling, Stalled
     _carry_transition_times(ordered, previous, rfc3339(obs.now))
 
     token = None

@@ -23,6 +23,10 @@ class Reason(StrEnum):
     # shared
     PENDING = "Pending"
     READY = "Ready"
+    # Reconciling / Stalled (kstatus)
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    LATEST_GENERATION_NOT_OBSERVED = "LatestGenerationNotObserved"
     # CredentialsValid
     VALID = "Valid"
     INVALID_CREDENTIALS = "InvalidCredentials"
@@ -92,6 +96,13 @@ CREDENTIALS_REASONS = CREDENTIAL_FAILURES | {
     R.UPSTREAM_UNAVAILABLE,
     R.TICKET_MISSING,
     R.UNKNOWN_ERROR,
+}
+# Condition reasons that stop a LarkApp until a person acts, per condition type (a condition
+# counts only while its status is False): Stalled=True, kstatus Failed (DESIGN.md).
+STALLED_BY: dict[ConditionType, frozenset[Reason]] = {
+    ConditionType.CREDENTIALS_VALID: CREDENTIAL_FAILURES,
+    ConditionType.TOKEN_READY: frozenset({R.SECRET_NOT_OWNED, R.TEMPLATE_ERROR}),
+    ConditionType.APP_AVAILABLE: frozenset({R.APP_DISABLED, R.LICENSE_EXPIRED, R.PLAN_EXPIRED}),
 }
 # lastError reasons that say the token Secret was not written (the token may be fine).
 WRITE_FAILURES = frozenset({R.SECRET_NOT_OWNED, R.SECRET_WRITE_FAILED})
