@@ -84,17 +84,30 @@ def test_every_metric_is_documented() -> None:
     assert not stale, f"docs/metrics.md documents metrics that do not exist: {stale}"
 
 
-def test_metric_table_matches_type_and_labels() -> None:
+def test_every_runtime_metric_is_documented() -> None:
+    """The process/Python metrics on the same registry (CPU and memory runbooks)."""
+    text = METRICS_DOC.read_text()
+    documented = set(re.findall(r"^\|\s*`((?:process|python)_[a-z0-9_]+)`", text, re.M))
+    runtime = set(families(own=False))
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= runtime
+    assert documented == runtime, (
+        f"docs/metrics.md's runtime table: missing {sorted(runtime - documented)}, "
+        f"stale {sorted(documented - runtime)}"
+    )
+
+
+@pytest.mark.parametrize("own", [True, False], ids=["lark_service", "runtime"])
+def test_metric_table_matches_type_and_labels(own: bool) -> None:
     rows = {
         m.group(1): (m.group(2), m.group(3))
         for m in re.finditer(
-            r"^\|\s*`(lark_service_[a-z0-9_]+)`\s*\|\s*(\w+)\s*\|([^|]*)\|",
+            r"^\|\s*`((?:lark_service|process|python)_[a-z0-9_]+)`\s*\|\s*(\w+)\s*\|([^|]*)\|",
             METRICS_DOC.read_text(),
             re.M,
         )
     }
     assert rows, "docs/metrics.md: no metric table found"
-    for name, fam in families().items():
+    for name, fam in families(own).items():
         if name not in rows:
             continue  # reported by test_every_metric_is_documented
         mtype, labels = rows[name]
