@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -23,6 +24,16 @@ ALLOWED_BASE_URLS_ENV = "LARK_OPERATOR_ALLOWED_BASE_URLS"
 # How a person allows a URL, per caller ({url}: the refused URL).
 ALLOW_IN_OPERATOR = "the operator's --allowed-base-url (Helm value allowedBaseUrls)"
 ALLOW_IN_CLI = f"--allowed-base-url {{url}} (or {ALLOWED_BASE_URLS_ENV}={{url}})"
+# Where clouds serve instance metadata (and credentials): an App Secret sent there is one
+# step from the node's own cloud credentials, so no message ever suggests allowing these.
+LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+METADATA_HOSTS = {
+    "metadata.google.internal",  # GCP
+    "metadata.goog",  # GCP
+    "metadata",  # GCP, from inside an instance
+    "100.100.100.200",  # Alibaba Cloud
+    "fd00:ec2::254",  # AWS (IPv6)
+}
 
 
 class CredentialError(Exception):
@@ -138,12 +149,40 @@ def resolve_base_url(
             f"{field} {domain!r} is not 'feishu', 'lark' or an http(s) base URL.",
         )
     if url not in normalized_allowed(allowed):
+        metadata = metadata_address(url)
+        if metadata is not None:
+            raise CredentialError(
+                "DomainNotAllowed",
+                f"{field} {url} is refused as {metadata}: an App Secret is never sent there. "
+                "Use 'feishu' / 'lark', or the base URL of your Open Platform.",
+            )
         raise CredentialError(
             "DomainNotAllowed",
             f"{field} {url} is not an allowed base URL: allow it with "
             f"{allow_with.format(url=url)}, or use 'feishu' / 'lark'.",
         )
     return url
+
+
+def metadata_address(url: str) -> str | None:
+    """What `url`'s host is when it is a cloud metadata or link-local address ("a
+    link-local address (169.254.0.0/16), ..."); None when it is neither."""
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return None
+    if host in METADATA_HOSTS:
+        return "a cloud metadata address"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for net in LINK_LOCAL:
+        if ip in net:
+            return f"a link-local address ({net}), where clouds serve instance metadata"
+    return None
 
 
 def _is_base_url(url: str) -> bool:
