@@ -21,7 +21,6 @@ import inspect
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -30,12 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lark_operator import credentials
+from lark_operator.cli.environment import APP_ID
 from lark_operator.durations import format_duration
 from lark_operator.hints import hint_for
 from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError, Token
 
 SECRET_ENV = "LARK_APP_SECRET"
-APP_ID = re.compile(r"^cli_[A-Za-z0-9]+$")  # as the CRD schema: cli_ + letters/digits, <= 64
 REISSUE_WINDOW = 1800  # the platform hands out a new token only when less than this remains
 READ_TIMEOUT, WAIT_TIMEOUT = 10.0, 60.0  # --timeout's defaults: a call; waiting for the operator
 
