@@ -9,12 +9,19 @@ Every process it starts runs in its own session, is remembered in DIR/demo-pids.
 is stopped on the way out: also on Ctrl-C or SIGTERM, and a crashed run's leftovers are
 stopped by the next run. `--keep` stays up after the script (until Ctrl-C) so that you
 can try `kubectl lark` yourself.
+
+Another operator acting on the demo's namespace (one watching all namespaces on a shared
+cluster, a forgotten `lark-operator run`) would fight this one over the same LarkApps and
+make the output unreadable: the demo looks for its traces — a status on a LarkApp before
+this demo's operator ran, Events from another instance, a held lark-operator Lease — and
+stops, saying what it found, instead of showing confusing results.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import secrets
@@ -49,6 +56,10 @@ class Interrupted(Exception):
     """SIGINT/SIGTERM: leave the script through its finally blocks."""
 
 
+class AnotherOperator(RuntimeError):
+    """Another operator acts on the demo's namespace: its results would mix with ours."""
+
+
 # --- output -------------------------------------------------------------------------------
 _print_lock = threading.Lock()
 
@@ -65,9 +76,18 @@ def show(title: str, text: str) -> None:
         print("-" * 82 + "\n", flush=True)
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float, every: float = 0.5) -> None:
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    every: float = 0.5,
+    meanwhile: Callable[[], None] | None = None,
+) -> None:
+    """Poll `check`; `meanwhile` runs between polls (and may raise to stop waiting)."""
     deadline = time.monotonic() + timeout
     while not check():
+        if meanwhile is not None:
+            meanwhile()
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(every)
@@ -143,6 +163,12 @@ class Demo:
     def __init__(self, args: argparse.Namespace):
         self.dir = Path(args.dir).resolve()
         self.keep = bool(args.keep)
+        self.namespace = str(args.namespace)
+        self.with_servers = not args.without_servers
+        # The operator's Events carry this as reportingInstance (its HOSTNAME): any other
+        # instance's Events on our LarkApps are another operator's.
+        self.instance = f"lark-demo-{secrets.token_hex(4)}"
+        self.operator_started = False
         self.dir.mkdir(parents=True, exist_ok=True)
         self.logs = self.dir / "logs"
         self.logs.mkdir(exist_ok=True)
@@ -157,6 +183,7 @@ class Demo:
         self.created_larkapps = False
         self.staying = False  # in --keep's wait, where Ctrl-C is the normal way out
         self.kubectl_bin = str(find("kubectl"))
+        self.uids: dict[str, str] = {}  # LarkApp name -> uid, of the ones this run created
 
     # ..... helpers
     def env(self) -> dict[str, str]:
@@ -183,14 +210,14 @@ class Demo:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
 
-    def spawn(self, name: str, argv: list[str]) -> Spawned:
-        child = Spawned(name, argv, self.logs / f"{name}.log", self.env())
+    def spawn(self, name: str, argv: list[str], **env: str) -> Spawned:
+        child = Spawned(name, argv, self.logs / f"{name}.log", {**self.env(), **env})
         self.spawned.append(child)
         self.leftovers.add(child.proc.pid, argv[1] if len(argv) > 1 else argv[0])
         return child
 
     def larkapp(self, name: str) -> dict[str, Any]:
-        out = self.kubectl("get", "larkapp", name, "-n", NAMESPACE, "-o", "json").stdout
+        out = self.kubectl("get", "larkapp", name, "-n", self.namespace, "-o", "json").stdout
         return dict(json.loads(out))
 
     def is_ready(self, name: str) -> Callable[[], bool]:
@@ -212,20 +239,24 @@ class Demo:
             say(f"stopped {stopped} process(es) left behind by an earlier demo run")
         with ThreadPoolExecutor(max_workers=4) as pool:
             # The servers start while the control plane does: RabbitMQ alone takes ~10 s.
-            for dep in servers_wanted():
+            for dep in servers_wanted() if self.with_servers else []:
                 self.starting[dep] = pool.submit(self.start_server, dep)
             self.start_controlplane()
             self.start_emulator()
             for dep, future in self.starting.items():
                 self.collect_server(dep, future)
         self.create_objects()
+        self.check_alone()
         self.start_operator()
         self.wait_ready(list(APPS))
-        self.kubectl("get", "larkapps", "-n", NAMESPACE, echo=True)
-        self.kubectl("lark", "status", "-n", NAMESPACE, echo=True)
+        self.check_alone()
+        ns = self.namespace
+        self.kubectl("get", "larkapps", "-n", ns, echo=True)
+        self.kubectl("lark", "status", "-n", ns, echo=True)
         if self.servers:
-            self.kubectl("lark", "describe", "chat-bot", "-n", NAMESPACE, echo=True)
+            self.kubectl("lark", "describe", "chat-bot", "-n", ns, echo=True)
         self.break_and_fix()
+        self.check_alone()
         if self.keep:
             self.stay_up()
 
@@ -281,12 +312,13 @@ class Demo:
         say(f"{servers_label(dep)} running on 127.0.0.1:{server.port}")
 
     def create_objects(self) -> None:
-        say(f"creating namespace {NAMESPACE!r}, Secrets and the LarkApps {', '.join(APPS)}")
-        self.kubectl("create", "namespace", NAMESPACE, check=False)
+        ns = self.namespace
+        say(f"creating namespace {ns!r}, Secrets and the LarkApps {', '.join(APPS)}")
+        self.kubectl("create", "namespace", ns, check=False)
         self.remove_stale_larkapps()
         docs: list[dict[str, Any]] = []
         for name, app_id in APPS.items():
-            docs.append(secret_doc(f"{name}-app-secret", {"appSecret": self.secrets[app_id]}))
+            docs.append(secret_doc(f"{name}-app-secret", {"appSecret": self.secrets[app_id]}, ns))
         probes: dict[str, Any] = {"interval": "5s", "timeout": "3s"}
         urls: dict[str, str] = {}
         if "postgres" in self.servers:
@@ -303,7 +335,7 @@ class Demo:
                 "managementUrlSecretRef": {"name": "chat-bot-deps", "key": "management"},
             }
         if urls:
-            docs.append(secret_doc("chat-bot-deps", urls))
+            docs.append(secret_doc("chat-bot-deps", urls, ns))
         for name, app_id in APPS.items():
             spec: dict[str, Any] = {
                 "appId": app_id,
@@ -316,32 +348,108 @@ class Demo:
                 {
                     "apiVersion": "larkservice.io/v1alpha1",
                     "kind": "LarkApp",
-                    "metadata": {"name": name, "namespace": NAMESPACE},
+                    "metadata": {"name": name, "namespace": ns},
                     "spec": spec,
                 }
             )
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
         self.created_larkapps = True
+        self.uids = {name: str(self.larkapp(name)["metadata"]["uid"]) for name in APPS}
+
+    # ..... another operator?
+    def check_alone(self) -> None:
+        """Stop with what was found if another operator acts on the namespace."""
+        found = self.foreign_activity()
+        if found:
+            raise AnotherOperator(
+                f"another operator is acting on namespace {self.namespace!r}, so what this "
+                "demo would show mixes with its doing:\n  - "
+                + "\n  - ".join(found)
+                + "\n  Stop that operator (or make it not watch this namespace), or run the "
+                "demo in another namespace: hack/demo.py --namespace NAME."
+            )
+
+    def foreign_activity(self) -> list[str]:
+        """Traces of an operator other than ours on the LarkApps this run created."""
+        found: list[str] = []
+        if not self.uids:
+            return found
+        if not self.operator_started:
+            for name in APPS:
+                obj = self.larkapp(name)
+                status = obj.get("status") or {}
+                if status or obj["metadata"].get("finalizers"):
+                    phase = status.get("phase") or "-"
+                    found.append(
+                        f"LarkApp {self.namespace}/{name} already has a status (phase {phase}) "
+                        "or a finalizer, and this demo's operator has not started yet"
+                    )
+        events = json.loads(
+            self.kubectl("get", "events", "-n", self.namespace, "-o", "json").stdout
+        )["items"]
+        others: dict[str, set[str]] = {}
+        for e in events:
+            involved = e.get("involvedObject") or {}
+            if involved.get("uid") not in self.uids.values():
+                continue
+            source = e.get("reportingInstance") or (e.get("source") or {}).get("host") or ""
+            component = e.get("reportingComponent") or (e.get("source") or {}).get("component")
+            if component == "lark-operator" and source != self.instance:
+                others.setdefault(source or "(no instance)", set()).add(str(e.get("reason")))
+        for instance, reasons in sorted(others.items()):
+            found.append(
+                f"Events on this run's LarkApps from another lark-operator (instance "
+                f"{instance!r}): {', '.join(sorted(reasons))}"
+            )
+        found += self.held_leases()
+        return found
+
+    def held_leases(self) -> list[str]:
+        """lark-operator leader Leases held and renewed lately: an operator in HA mode."""
+        proc = self.kubectl("get", "leases", "-A", "-o", "json", check=False)
+        if proc.returncode != 0:
+            return []  # not allowed to list Leases: nothing to say
+        out = []
+        now = dt.datetime.now(dt.UTC)
+        for lease in json.loads(proc.stdout)["items"]:
+            spec, meta = lease.get("spec") or {}, lease["metadata"]
+            holder = spec.get("holderIdentity")
+            if "lark-operator" not in meta["name"] or not holder:
+                continue
+            renewed = spec.get("renewTime") or spec.get("acquireTime") or ""
+            try:
+                when = dt.datetime.fromisoformat(renewed.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            age = (now - when).total_seconds()
+            if age <= 2 * float(spec.get("leaseDurationSeconds") or 15):
+                out.append(
+                    f"Lease {meta['namespace']}/{meta['name']} is held by {holder!r} (renewed "
+                    f"{age:.0f}s ago): a lark-operator watching all namespaces acts here too"
+                )
+        return out
 
     def remove_stale_larkapps(self) -> None:
         """LarkApps of an earlier run (etcd keeps its data in DIR) would carry that run's
         status and token; with no operator running yet, drop their finalizers and delete."""
-        names = self.kubectl("get", "larkapps", "-n", NAMESPACE, "-o", "name").stdout.split()
+        ns = self.namespace
+        names = self.kubectl("get", "larkapps", "-n", ns, "-o", "name").stdout.split()
         if not names:
             return
         say(f"  removing {len(names)} LarkApp(s) left from an earlier run")
         unfinalize = '{"metadata":{"finalizers":null}}'
         for ref in names:
-            self.kubectl("patch", ref, "-n", NAMESPACE, "--type=merge", "-p", unfinalize)
-        self.kubectl("delete", "larkapps", "--all", "-n", NAMESPACE, "--wait=true")
-        self.kubectl("delete", "secrets", "--all", "-n", NAMESPACE, check=False)
+            self.kubectl("patch", ref, "-n", ns, "--type=merge", "-p", unfinalize)
+        self.kubectl("delete", "larkapps", "--all", "-n", ns, "--wait=true")
+        self.kubectl("delete", "secrets", "--all", "-n", ns, check=False)
 
     def start_operator(self) -> None:
         port = free_port()
-        argv = ["run", "--namespace", NAMESPACE, "--allowed-base-url", self.emulator_url]
+        argv = ["run", "--namespace", self.namespace, "--allowed-base-url", self.emulator_url]
         say(f"starting the operator: lark-operator {' '.join(argv)}")
         argv += ["--health-port", str(port), "--log-format", "text"]
-        op = self.spawn("operator", [str(BIN / "lark-operator"), *argv])
+        op = self.spawn("operator", [str(BIN / "lark-operator"), *argv], HOSTNAME=self.instance)
+        self.operator_started = True
 
         def healthy() -> bool:
             if not op.alive():
@@ -358,36 +466,39 @@ class Demo:
     def wait_ready(self, names: list[str], timeout: float = 90) -> None:
         started = time.monotonic()
         for name in names:
-            wait_for(f"LarkApp {name} Ready", self.is_ready(name), timeout)
+            wait_for(
+                f"LarkApp {name} Ready", self.is_ready(name), timeout, meanwhile=self.check_alone
+            )
         say(f"{', '.join(names)} Ready after {time.monotonic() - started:.1f}s")
 
     def break_and_fix(self) -> None:
         app_id = APPS[BROKEN]
         say(f"breaking {BROKEN}: its Secret now holds a wrong app secret; forcing a refresh")
-        wrong = secret_doc(f"{BROKEN}-app-secret", {"appSecret": "not-the-right-secret"})
+        ns = self.namespace
+        wrong = secret_doc(f"{BROKEN}-app-secret", {"appSecret": "not-the-right-secret"}, ns)
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump(wrong))
-        self.kubectl("lark", "refresh", BROKEN, "-n", NAMESPACE, "--wait", check=False, echo=True)
+        self.kubectl("lark", "refresh", BROKEN, "-n", ns, "--wait", check=False, echo=True)
         invalid = self.has_reason(BROKEN, "CredentialsValid", "InvalidCredentials")
-        wait_for("CredentialsValid=False", invalid, 60)
+        wait_for("CredentialsValid=False", invalid, 60, meanwhile=self.check_alone)
         cond = self.condition(BROKEN, "CredentialsValid")
         say(f"{BROKEN}: CredentialsValid={cond['status']} reason={cond['reason']}")
-        self.kubectl("lark", "describe", BROKEN, "-n", NAMESPACE, echo=True)
-        self.kubectl("lark", "status", "-n", NAMESPACE, check=False, echo=True)
+        self.kubectl("lark", "describe", BROKEN, "-n", ns, echo=True)
+        self.kubectl("lark", "status", "-n", ns, check=False, echo=True)
 
         say(f"fixing {BROKEN}: the right secret goes back into its Secret")
-        right = secret_doc(f"{BROKEN}-app-secret", {"appSecret": self.secrets[app_id]})
+        right = secret_doc(f"{BROKEN}-app-secret", {"appSecret": self.secrets[app_id]}, ns)
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump(right))
         self.wait_ready([BROKEN], timeout=60)
-        self.kubectl("get", "larkapps", "-n", NAMESPACE, echo=True)
+        self.kubectl("get", "larkapps", "-n", ns, echo=True)
 
     def stay_up(self) -> None:
         self.staying = True
         say("--keep: everything stays up until Ctrl-C. In another shell:")
         print(f"    export KUBECONFIG={self.kubeconfig} PATH={BIN}:$PATH", flush=True)
         print(f"    export {ALLOWED_BASE_URLS_ENV}={self.emulator_url}", flush=True)
-        print(f"    kubectl lark status -n {NAMESPACE}", flush=True)
-        print(f"    kubectl lark validate chat-bot -n {NAMESPACE}", flush=True)
-        print(f"    kubectl lark describe chat-bot -n {NAMESPACE}", flush=True)
+        print(f"    kubectl lark status -n {self.namespace}", flush=True)
+        print(f"    kubectl lark validate chat-bot -n {self.namespace}", flush=True)
+        print(f"    kubectl lark describe chat-bot -n {self.namespace}", flush=True)
         while all(s.alive() for s in self.spawned):
             time.sleep(1)
         say("a demo process exited; tearing down")
@@ -400,7 +511,7 @@ class Demo:
             # With the operator still running, so that it removes its finalizer and the
             # token Secrets (this control plane has no garbage collector).
             with contextlib.suppress(Exception):
-                self.kubectl("delete", "larkapps", "--all", "-n", NAMESPACE, "--timeout=20s")
+                self.kubectl("delete", "larkapps", "--all", "-n", self.namespace, "--timeout=20s")
         for child in reversed(self.spawned):
             child.stop()
             say(f"  stopped the {child.name}")
@@ -441,11 +552,11 @@ def _server_processes(server: Any) -> Iterator[subprocess.Popen[bytes]]:
             yield managed.proc
 
 
-def secret_doc(name: str, data: dict[str, str]) -> dict[str, Any]:
+def secret_doc(name: str, data: dict[str, str], namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
         "stringData": data,
     }
 
@@ -459,6 +570,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=".lark-dev", help="control plane directory [.lark-dev]")
     parser.add_argument(
         "--keep", action="store_true", help="stay up after the script, until Ctrl-C"
+    )
+    parser.add_argument(
+        "--namespace", default=NAMESPACE, help=f"namespace of the LarkApps [{NAMESPACE}]"
+    )
+    parser.add_argument(
+        "--without-servers",
+        action="store_true",
+        help="start no PostgreSQL/Redis/RabbitMQ (the LarkApps probe nothing)",
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, _interrupt)

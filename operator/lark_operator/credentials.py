@@ -16,12 +16,14 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from lark_operator.vocabulary.domains import BASE_URLS, is_base_url
+from lark_operator.vocabulary.domains import BASE_URLS, is_base_url, metadata_address
 
 ALLOWED_BASE_URLS_ENV = "LARK_OPERATOR_ALLOWED_BASE_URLS"
 # How a person allows a URL, per caller ({url}: the refused URL).
 ALLOW_IN_OPERATOR = "the operator's --allowed-base-url (Helm value allowedBaseUrls)"
 ALLOW_IN_CLI = f"--allowed-base-url {{url}} (or {ALLOWED_BASE_URLS_ENV}={{url}})"
+# Where clouds serve instance metadata (and credentials): an App Secret sent there is one
+# step from the node's own cloud credentials, so no message ever suggests allowing these.
 
 
 class CredentialError(Exception):
@@ -135,6 +137,13 @@ def resolve_base_url(
         raise CredentialError(
             "DomainNotAllowed",
             f"{field} {domain!r} is not 'feishu', 'lark' or an http(s) base URL.",
+        )
+    metadata = metadata_address(url)
+    if metadata is not None:  # whatever the allowlist says
+        raise CredentialError(
+            "DomainNotAllowed",
+            f"{field} {url} is refused as {metadata}: an App Secret is never sent there. "
+            "Use 'feishu' / 'lark', or the base URL of your Open Platform.",
         )
     if url not in normalized_allowed(allowed):
         raise CredentialError(

@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 CONTEXT_FIELDS = ("request_id", "namespace", "name", "app_id", "error_code")
+# Always strings: the platform's codes are identifiers (`jq 'select(.error_code ==
+# "99991663")'`, as the runbooks query them), not numbers to add up.
+_STRING_FIELDS = ("error_code",)
 # LogRecord already has `name` (the logger's); a LarkApp's name travels as `larkapp`.
 _RECORD_FIELDS = {
     "request_id": "request_id",
@@ -55,6 +58,9 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     if isinstance(ref, dict):
         out.setdefault("namespace", ref.get("namespace"))
         out.setdefault("name", ref.get("name"))
+    for key in _STRING_FIELDS:
+        if out.get(key) is not None:
+            out[key] = str(out[key])
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -2,6 +2,9 @@
 
 Labels are bounded: namespace/name of a LarkApp, endpoint paths, numeric codes, fixed
 status words. Never a token, a secret, an error message or a request id.
+Besides its own `lark_service_*` metrics the registry carries the standard process and
+Python runtime metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+`python_gc_*`, ...) that CPU and memory runbooks query.
 """
 
 from __future__ import annotations
@@ -10,9 +13,21 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# What prometheus_client's default registry would export: this registry is the operator's own.
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
 
 # --- Open Platform client -------------------------------------------------------------
 API_CALLS = Counter(

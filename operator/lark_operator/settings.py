@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lark_operator.vocabulary.domains import is_base_url
+from lark_operator.vocabulary.domains import is_base_url, metadata_address
 
 PREFIX = "LARK_OPERATOR_"
 CommaList = Annotated[list[str], NoDecode]
@@ -76,6 +76,8 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{url!r} is not an http(s) base URL with a host (e.g. https://open.example.com)"
                 )
+            if (where := metadata_address(url)) is not None:
+                raise ValueError(f"{url!r} is {where}: an App Secret is never sent there")
         return urls
 
     @field_validator("log_level", mode="before")

@@ -10,6 +10,7 @@ import pytest
 
 from lark_operator.credentials import (
     ALLOW_IN_CLI,
+    ALLOW_IN_OPERATOR,
     ALLOWED_BASE_URLS_ENV,
     CredentialError,
     allowed_base_urls,
@@ -136,6 +137,41 @@ def test_the_operator_message_says_how_to_allow_it_in_the_operator() -> None:
 
 @pytest.mark.parametrize(
     "domain",
+    [
+        "http://169.254.169.254",  # AWS, Azure, GCP, OCI instance metadata
+        "http://169.254.169.254/latest/meta-data",
+        "https://169.254.0.1:8443",
+        "http://[fe80::1]:8080",
+        "http://[::ffff:169.254.169.254]",  # the same, IPv4-mapped
+        "http://metadata.google.internal",
+        "http://Metadata.Google.Internal./",
+        "http://100.100.100.200",  # Alibaba Cloud
+        "http://[fd00:ec2::254]",  # AWS over IPv6
+    ],
+)
+@pytest.mark.parametrize("allow_with", [ALLOW_IN_CLI, ALLOW_IN_OPERATOR])
+def test_a_metadata_address_is_refused_as_such_never_with_a_way_to_allow_it(
+    domain: str, allow_with: str
+) -> None:
+    with pytest.raises(CredentialError) as info:
+        resolve_base_url(domain, [], allow_with=allow_with)
+    message = info.value.message
+    assert info.value.reason == "DomainNotAllowed"
+    assert f"spec.domain {domain.rstrip('/')} is refused as a " in message
+    assert "metadata" in message and "never sent there" in message
+    assert "--allowed-base-url" not in message and ALLOWED_BASE_URLS_ENV not in message
+    assert "allowedBaseUrls" not in message
+
+
+@pytest.mark.parametrize("domain", ["http://169.254.169.254.example.com", "http://10.0.0.1"])
+def test_addresses_that_only_look_alike_get_the_ordinary_message(domain: str) -> None:
+    with pytest.raises(CredentialError) as info:
+        resolve_base_url(domain, [], allow_with=ALLOW_IN_CLI)
+    assert f"--allowed-base-url {domain}" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "domain",
     ["ftp://x.example", "example.com", "http://", "http://h?q=1", "http://h#f", "http://[::1"],
 )
 def test_what_is_not_an_http_url_is_refused_even_if_listed(domain: str) -> None:
@@ -158,3 +194,16 @@ def test_settings_read_the_same_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setenv(ALLOWED_BASE_URLS_ENV, "http://a:1,http://b:2")
     assert Settings().allowed_base_urls == ["http://a:1", "http://b:2"]
+
+
+def test_a_metadata_address_is_refused_even_when_allowlisted() -> None:
+    url = "http://169.254.169.254"
+    with pytest.raises(CredentialError, match="never sent there"):
+        resolve_base_url(url, [url])
+
+
+def test_the_operator_refuses_to_start_with_a_metadata_address_allowed() -> None:
+    from lark_operator.settings import SettingsError, load
+
+    with pytest.raises(SettingsError, match="--allowed-base-url: .*169.254.169.254.*never sent"):
+        load(allowed_base_urls=["http://169.254.169.254/"])

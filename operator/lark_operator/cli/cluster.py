@@ -2,8 +2,9 @@
 (`lark_operator.kube.load_auth`: kubeconfig as kubectl reads it, or the pod's service
 account) — and a LarkApp's app credentials / probe targets read through it.
 
-`lark-operator validate|token-info|refresh-token --larkapp` use `resolve_larkapp`,
-`health-check --larkapp` uses `resolve_probe_targets`, and `kubectl lark` uses all of it.
+`lark-operator validate --larkapp` uses `resolve_larkapp`, `token-info --larkapp` reads the
+token Secret workloads mount (`read_larkapp_token`, no upstream call), `health-check
+--larkapp` uses `resolve_probe_targets`, and `kubectl lark` uses all of it.
 Secret values and the domain allowlist go through `credentials`, the operator's own code.
 Errors are `ClusterError`s (the cluster) or `CredentialError`s (a Secret value, a refused
 domain) whose text names objects, keys and URLs, never a Secret's value.
@@ -13,16 +14,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lark_operator.credentials import ALLOW_IN_CLI, resolve_base_url, secret_value
 from lark_operator.kube import Auth, AuthError, KubeClient, KubeError, load_auth
 from lark_operator.models import LarkAppSpec
+from lark_operator.tokens.secret import Claim, claim, issued_for, read_token_secret
 
 
 class ClusterError(Exception):
     """Something about the cluster or the LarkApp that a person must fix (exit status 2)."""
+
+
+class NoToken(Exception):
+    """The LarkApp's token Secret holds no usable token (yet): the message says why."""
 
 
 # --- kubeconfig ---------------------------------------------------------------------------
@@ -152,6 +158,76 @@ async def resolve_larkapp(
     async with session(conn) as kube:
         base_url, app_id, secret, _ = await app_credentials(kube, namespace, name, allowed)
     return base_url, app_id, secret
+
+
+@dataclass(frozen=True)
+class HeldToken:
+    """One token as the LarkApp's token Secret holds it, i.e. as its workloads see it."""
+
+    larkapp: dict[str, Any] = field(repr=False)
+    secret_name: str
+    app_id: str | None  # as written into the Secret
+    base_url: str  # the platform that issued it
+    token_type: str  # tenant | app
+    value: str = field(repr=False)
+    expires_at: float
+
+
+async def larkapp_token(
+    kube: KubeClient, namespace: str, name: str, token_type: str | None = None
+) -> HeldToken:
+    """The token in the LarkApp's token Secret, read as the operator reads it back
+    (tokens.secret.read_token_secret): `token_type`, else the tenant token when held, else
+    the app token. NoToken when there is none to read, saying why (the Secret is missing,
+    not the operator's, or lacks that type), with the LarkApp's own reason when it has one."""
+    obj = await get_larkapp(kube, namespace, name)
+    spec = parse_spec(obj)
+    secret_name = spec.token_secret_name(name)
+    try:
+        secret = await kube.get_secret(namespace, secret_name)
+    except KubeError as exc:
+        raise ClusterError(_kube_reason(exc, f"token Secret {namespace}/{secret_name}")) from None
+    owner, why = claim(secret, name)
+    # Only a Secret the operator wrote for this LarkApp holds its token.
+    held = read_token_secret(secret) if owner is Claim.OURS else None
+    if secret is None or held is None:
+        what = "does not exist" if secret is None else f"holds no token of it ({why})"
+        raise NoToken(
+            f"LarkApp {namespace}/{name} has no token yet: Secret {secret_name} {what}"
+            + _ready_reason(obj)
+        )
+    kind = token_type or ("tenant" if "tenant" in held.values else "app")
+    if kind not in held.values:
+        raise NoToken(
+            f"Secret {secret_name} holds no {kind} token (spec.tokens.{kind} is "
+            f"{str(getattr(spec.tokens, kind, False)).lower()}); it holds: "
+            + ", ".join(sorted(held.values))
+        )
+    app_id, base_url = issued_for(secret)
+    return HeldToken(
+        obj,
+        secret_name,
+        app_id,
+        (base_url or spec.base_url()).rstrip("/"),
+        kind,
+        held.values[kind],
+        held.expires_at[kind],
+    )
+
+
+def _ready_reason(obj: Mapping[str, Any]) -> str:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready" and c.get("status") != "True":
+            return f" (Ready={c.get('status')}, {c.get('reason')}: {c.get('message')})"
+    return ""
+
+
+async def read_larkapp_token(
+    namespace: str, name: str, *, token_type: str | None = None, conn: Connection | None = None
+) -> HeldToken:
+    """`larkapp_token` through the current kubeconfig."""
+    async with session(conn) as kube:
+        return await larkapp_token(kube, namespace, name, token_type)
 
 
 async def resolve_probe_targets(

@@ -1,14 +1,13 @@
 """`health-check` and `validate-env`: the operator's dependency probes and environment
 checks, from a shell (the runbook's health_check.py and validate_env.py).
 
-Where URLs come from (the first variable that is set wins):
-  PostgreSQL  DATABASE_URL, LARK_DATABASE_URL, POSTGRES_DSN
-  Redis       REDIS_URL, LARK_REDIS_URL
-  RabbitMQ    RABBITMQ_URL, LARK_RABBITMQ_URL;
-              management API: RABBITMQ_MANAGEMENT_URL, LARK_RABBITMQ_MANAGEMENT_URL
+Where URLs come from: environment.py (DATABASE_URL, ..., or POSTGRES_HOST, ... as the
+runbooks' environment has them), or with --larkapp the Secrets a LarkApp names.
 
-Exit status: 0 every selected probe is healthy; 1 some probe is not; 2 nothing to probe
-(a selected dependency has no URL, --larkapp cannot be resolved).
+Exit status: 0 every probe run is healthy; 1 some probe is not; 2 nothing to probe (no
+dependency configured, a dependency named by --database/--redis/--rabbitmq without a URL,
+--larkapp cannot be resolved). Without a selection, or with --all, every configured
+dependency is probed and the others are listed as not configured.
 """
 
 from __future__ import annotations
@@ -20,22 +19,22 @@ import inspect
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
+from lark_operator.cli.environment import (
+    ENV_URLS,
+    MANAGEMENT_ENV,
+    PARTS,
+    check_env,
+    dependency_url,
+    env_url,
+)
 from lark_operator.credentials import CredentialError
 
-ENV_URLS: dict[str, tuple[str, ...]] = {
-    "postgres": ("DATABASE_URL", "LARK_DATABASE_URL", "POSTGRES_DSN"),
-    "redis": ("REDIS_URL", "LARK_REDIS_URL"),
-    "rabbitmq": ("RABBITMQ_URL", "LARK_RABBITMQ_URL"),
-}
-MANAGEMENT_ENV = ("RABBITMQ_MANAGEMENT_URL", "LARK_RABBITMQ_MANAGEMENT_URL")
+__all__ = ["ENV_URLS", "MANAGEMENT_ENV", "check_env", "health_check", "register", "validate_env"]
 _FLAGS = {"database": "postgres", "redis": "redis", "rabbitmq": "rabbitmq"}
-_APP_ID = re.compile(r"^cli_[A-Za-z0-9]+$")
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
 
@@ -45,15 +44,21 @@ def register(sub: Any) -> None:
         "health-check",
         help="probe PostgreSQL, Redis and RabbitMQ like the operator does",
         description="Probe the dependencies named by the environment (or by a LarkApp) and "
-        "diagnose them. Without a selection, every dependency with a URL is probed.",
+        "diagnose them. Without a selection (or with --all) every configured dependency is "
+        "probed and the others are listed as not configured.",
         epilog="URLs: "
-        + "; ".join(f"{d}: {', '.join(v)}" for d, v in ENV_URLS.items())
-        + f"; management API: {', '.join(MANAGEMENT_ENV)}. Exit 0 only when all are healthy.",
+        + "; ".join(
+            f"{d}: {', '.join(v)} or {', '.join(PARTS[d].variables)}" for d, v in ENV_URLS.items()
+        )
+        + f"; management API: {', '.join(MANAGEMENT_ENV)}. Exit 0: every probe run healthy; "
+        "1: some unhealthy; 2: nothing configured, or a selected dependency is not.",
     )
-    hc.add_argument("--all", action="store_true", help="all three; each must be configured")
-    hc.add_argument("--database", action="store_true", help="PostgreSQL")
-    hc.add_argument("--redis", action="store_true", help="Redis")
-    hc.add_argument("--rabbitmq", action="store_true", help="RabbitMQ")
+    hc.add_argument(
+        "--all", action="store_true", help="every configured dependency; lists the others"
+    )
+    hc.add_argument("--database", action="store_true", help="PostgreSQL (must be configured)")
+    hc.add_argument("--redis", action="store_true", help="Redis (must be configured)")
+    hc.add_argument("--rabbitmq", action="store_true", help="RabbitMQ (must be configured)")
     hc.add_argument("-o", "--output", choices=("text", "json"), default="text")
     hc.add_argument("--timeout", type=float, default=5.0, help="seconds per probe [5]")
     hc.add_argument(
@@ -73,7 +78,7 @@ def register(sub: Any) -> None:
 
     ve = sub.add_parser(
         "validate-env",
-        help="check the LARK_* and dependency URL environment variables",
+        help="check the LARK_* and dependency environment variables",
         description="Name every variable that is missing or malformed (secrets are never "
         "printed). Exit 0 only when the required ones are fine and none is malformed.",
     )
@@ -89,64 +94,62 @@ class _UsageError(Exception):
 def health_check(args: argparse.Namespace) -> int:
     from lark_operator.probes.target import run_target
 
-    selected = [dep for flag, dep in _FLAGS.items() if getattr(args, flag)]
-    if args.all:
-        selected = list(ENV_URLS)
+    # Named flags: each must be configured. --all or nothing: whatever is configured.
+    selected = [] if args.all else [dep for flag, dep in _FLAGS.items() if getattr(args, flag)]
 
-    async def run() -> list[Any]:
+    async def run() -> tuple[list[Any], dict[str, str]]:
         if args.larkapp:
-            targets = await _cluster_targets(args.larkapp, selected)
+            targets, unconfigured = await _cluster_targets(args.larkapp, selected)
         else:
-            targets = _env_targets(os.environ, selected, args)
-        return list(await asyncio.gather(*(run_target(t) for t in targets)))
+            targets, unconfigured = _env_targets(os.environ, selected, args)
+        return list(await asyncio.gather(*(run_target(t) for t in targets))), unconfigured
 
     # aiormq logs every failed connect at ERROR; the result table already says it.
     logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     try:
-        results = asyncio.run(run())
+        results, unconfigured = asyncio.run(run())
     except _UsageError as exc:
         print(f"health-check: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    healthy = all(r.healthy for r in results)
     if args.output == "json":
-        healthy = all(r.healthy for r in results)
-        doc = {"healthy": healthy, "results": [r.to_dict() for r in results]}
+        doc = {
+            "healthy": healthy,
+            "results": [r.to_dict() for r in results],
+            "not_configured": [{"dependency": d, "how": how} for d, how in unconfigured.items()],
+        }
         print(json.dumps(doc, indent=2))
     else:
         print_results(results, sys.stdout)
-    return EXIT_OK if all(r.healthy for r in results) else EXIT_UNHEALTHY
+        for dep, how in unconfigured.items():
+            print(f"{dep}: not configured ({how})")
+    return EXIT_OK if healthy else EXIT_UNHEALTHY
 
 
-def env_url(env: Mapping[str, str], names: Sequence[str]) -> tuple[str, str | None]:
-    """(variable, value) of the first variable set; (first name, None) when none is."""
-    for name in names:
-        if env.get(name):
-            return name, env[name]
-    return names[0], None
-
-
-def _env_targets(env: Mapping[str, str], selected: list[str], args: argparse.Namespace) -> list:
+def _env_targets(
+    env: Mapping[str, str], selected: list[str], args: argparse.Namespace
+) -> tuple[list[Any], dict[str, str]]:
+    """A target per configured dependency (of `selected`, when given), and how to configure
+    each of the others."""
     from lark_operator.probes.target import ProbeTarget
 
-    explicit = bool(selected)
-    targets, missing = [], []
+    targets, unconfigured = [], {}
     for dep in selected or list(ENV_URLS):
-        _, url = env_url(env, ENV_URLS[dep])
+        source, url = dependency_url(env, dep)
         if url is None:
-            missing.append(dep)
+            unconfigured[dep] = f"set {source}"
             continue
         cfg, mgmt = None, None
         if dep == "rabbitmq":
             mgmt = env_url(env, MANAGEMENT_ENV)[1]
             cfg = _rabbitmq_cfg(args.queue, args.max_ready)
         targets.append(ProbeTarget(dep, url, cfg, mgmt, args.timeout))
-    if explicit and missing:
-        raise _UsageError(
-            "; ".join(f"no URL for {d}: set {' or '.join(ENV_URLS[d])}" for d in missing)
-        )
+    if selected and unconfigured:
+        raise _UsageError("; ".join(f"no URL for {d}: {how}" for d, how in unconfigured.items()))
     if not targets:
         names = ", ".join(v[0] for v in ENV_URLS.values())
-        raise _UsageError(f"nothing to check: set at least one of {names}")
-    return targets
+        raise _UsageError(f"nothing to check: set at least one of {names} (or POSTGRES_HOST, ...)")
+    return targets, unconfigured
 
 
 def _rabbitmq_cfg(queues: Iterable[str], max_ready: int) -> Any:
@@ -159,7 +162,7 @@ def _rabbitmq_cfg(queues: Iterable[str], max_ready: int) -> Any:
     return RabbitMQProbe.model_validate({"urlSecretRef": {"name": "env"}, "queues": watched})
 
 
-async def _cluster_targets(ref: str, selected: list[str]) -> list:
+async def _cluster_targets(ref: str, selected: list[str]) -> tuple[list[Any], dict[str, str]]:
     from lark_operator.probes.target import ProbeTarget
 
     namespace, _, name = ref.partition("/")
@@ -184,9 +187,18 @@ async def _cluster_targets(ref: str, selected: list[str]) -> list:
     targets = [t if isinstance(t, ProbeTarget) else ProbeTarget(**dict(t)) for t in found]
     if selected:
         targets = [t for t in targets if t.dependency in selected]
-    if not targets:
-        raise _UsageError(f"LarkApp {ref} configures no probe" + (" of that kind" * bool(selected)))
-    return targets
+    configured = {t.dependency for t in targets}
+    unconfigured = {
+        d: f"LarkApp {ref} has no spec.probes.{d}"
+        for d in selected or list(ENV_URLS)
+        if d not in configured
+    }
+    if not targets or (selected and unconfigured):
+        raise _UsageError(
+            f"LarkApp {ref} configures no probe"
+            + (f" of {', '.join(unconfigured)}" if selected else "")
+        )
+    return targets, unconfigured
 
 
 def print_results(results: Sequence[Any], out: TextIO) -> None:
@@ -211,89 +223,6 @@ def print_results(results: Sequence[Any], out: TextIO) -> None:
 
 
 # --- validate-env ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EnvCheck:
-    variable: str
-    status: str  # OK | MISSING | MALFORMED | UNSET (optional and not set)
-    detail: str
-
-    @property
-    def failed(self) -> bool:
-        return self.status in ("MISSING", "MALFORMED")
-
-
-def check_env(env: Mapping[str, str]) -> list[EnvCheck]:
-    """Every variable the operator's CLI reads, judged; values of secrets are never shown."""
-    return [
-        _check_app_id(env.get("LARK_APP_ID")),
-        _check_secret(env.get("LARK_APP_SECRET")),
-        _check_domain(env.get("LARK_DOMAIN")),
-        *_check_urls(env),
-    ]
-
-
-def _check_app_id(value: str | None) -> EnvCheck:
-    name = "LARK_APP_ID"
-    if not value:
-        return EnvCheck(name, "MISSING", "required: the app's ID, e.g. cli_a1b2c3d4e5f6")
-    if value != value.strip():
-        return EnvCheck(name, "MALFORMED", "has leading or trailing whitespace")
-    if not _APP_ID.match(value) or len(value) > 64:
-        return EnvCheck(
-            name, "MALFORMED", f"{value[:70]!r} is not 'cli_' followed by letters/digits (<= 64)"
-        )
-    return EnvCheck(name, "OK", value)
-
-
-def _check_secret(value: str | None) -> EnvCheck:
-    name = "LARK_APP_SECRET"
-    if value is None or value == "":
-        return EnvCheck(name, "MISSING", "required: the App Secret from the developer console")
-    if not value.strip():
-        return EnvCheck(name, "MALFORMED", "is only whitespace")
-    if value != value.strip():
-        return EnvCheck(name, "MALFORMED", "has leading or trailing whitespace (copy-paste?)")
-    return EnvCheck(name, "OK", "set (value not shown)")
-
-
-def _check_domain(value: str | None) -> EnvCheck:
-    from lark_operator.probes import dsn
-    from lark_operator.vocabulary.domains import BASE_URLS
-
-    name = "LARK_DOMAIN"
-    if not value:
-        return EnvCheck(name, "UNSET", f"optional; defaults to feishu ({BASE_URLS['feishu']})")
-    if value in BASE_URLS:
-        return EnvCheck(name, "OK", f"{value} ({BASE_URLS[value]})")
-    try:
-        dsn.parse(value, dsn.SCHEMES["management"])  # http/https with a host
-    except dsn.InvalidURL as exc:
-        return EnvCheck(name, "MALFORMED", f"not feishu, lark or an http(s) URL: {exc}")
-    return EnvCheck(name, "OK", dsn.redact(value))
-
-
-def _check_urls(env: Mapping[str, str]) -> list[EnvCheck]:
-    from lark_operator.probes import dsn
-
-    groups = [(dep, names, dsn.SCHEMES[dep]) for dep, names in ENV_URLS.items()]
-    groups.append(("rabbitmq management", MANAGEMENT_ENV, dsn.SCHEMES["management"]))
-    checks = []
-    for dep, names, schemes in groups:
-        present = [n for n in names if env.get(n)]
-        if not present:
-            checks.append(EnvCheck(names[0], "UNSET", f"optional: the {dep} URL"))
-            continue
-        for i, var in enumerate(present):
-            used = "" if i == 0 else f" (ignored: {present[0]} wins)"
-            try:
-                dsn.parse(env[var], schemes)
-            except dsn.InvalidURL as exc:
-                checks.append(EnvCheck(var, "MALFORMED", f"{exc}{used}"))
-            else:
-                checks.append(EnvCheck(var, "OK", dsn.redact(env[var]) + used))
-    return checks
-
-
 def validate_env(args: argparse.Namespace) -> int:
     checks = check_env(os.environ)
     if args.output == "json":

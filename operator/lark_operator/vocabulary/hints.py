@@ -32,8 +32,10 @@ HINTS: dict[Reason, str] = {
     "persists.",
     R.QUOTA_EXCEEDED: "The app's monthly API quota is used up: raise the plan or wait for the "
     "next period.",
-    R.DOMAIN_NOT_ALLOWED: "spec.domain is a URL the operator was not started with: add it to "
-    "--allowed-base-url (Helm value allowedBaseUrls) or use 'feishu' / 'lark'.",
+    R.DOMAIN_NOT_ALLOWED: "spec.domain is a URL the operator was not started with: use 'feishu' / "
+    "'lark', or have the operator's admin add your Open Platform's base URL to "
+    "--allowed-base-url (Helm value allowedBaseUrls). A link-local or cloud metadata address "
+    "(169.254.0.0/16, fe80::/10, metadata.google.internal) is never allowed.",
     R.UNKNOWN_ERROR: "The Open Platform answered an unexpected code; it is reported verbatim. "
     "Look it up in the platform's error code table.",
     # TokenReady

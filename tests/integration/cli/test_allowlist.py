@@ -95,13 +95,10 @@ def commands(namespace: str, url: str) -> dict[str, list[str]]:
     """Every command that sends an App Secret, by its two ways of naming one."""
     lark_operator, kubectl = str(VENV_BIN / "lark-operator"), str(VENV_BIN / "kubectl")
     found: dict[str, list[str]] = {}
+    # token-info / refresh-token --larkapp read the token Secret / ask the operator: they
+    # send nothing upstream (test_larkapp_commands_that_send_nothing_reach_nothing).
+    found["validate --larkapp"] = [lark_operator, "validate", "--larkapp", f"{namespace}/{LARKAPP}"]
     for command in ("validate", "token-info", "refresh-token"):
-        found[f"{command} --larkapp"] = [
-            lark_operator,
-            command,
-            "--larkapp",
-            f"{namespace}/{LARKAPP}",
-        ]
         found[f"{command} --app-id"] = [lark_operator, command, "--app-id", APP, "--domain", url]
     found["kubectl lark validate"] = [kubectl, "lark", "validate", LARKAPP, "-n", namespace]
     return found
@@ -155,4 +152,24 @@ def test_an_allowed_url_is_reached_by_every_command(
     assert listener.settled_connections() >= len(found)
     assert [b.get("app_id") for b in listener.bodies] == [APP] * len(found)
     assert {b.get("app_secret") for b in listener.bodies} == {SECRET}
+    assert_nothing_leaked(cli, {SECRET})
+
+
+def test_larkapp_commands_that_send_nothing_reach_nothing(
+    cli: Cli, hostile: str, listener: Listener
+) -> None:
+    """token-info reads the token Secret, refresh-token asks the operator (none runs here):
+    allowed or not, neither connects to spec.domain."""
+    env = {ALLOWED_BASE_URLS_ENV: listener.url}
+    lark_operator = str(VENV_BIN / "lark-operator")
+    ref = f"{hostile}/{LARKAPP}"
+    info = cli.run([lark_operator, "token-info", "--larkapp", ref], cli.env(**env))
+    assert info.returncode == 1, stdout(info)
+    assert f"Secret {LARKAPP}-lark-token does not exist" in info.stderr
+    argv = [lark_operator, "refresh-token", "--larkapp", ref, "--timeout", "1"]
+    refresh = cli.run(argv, cli.env(**env))
+    assert refresh.returncode == 1, stdout(refresh)
+    assert "the operator did not handle the refresh" in refresh.stderr
+    assert listener.settled_connections() == 0
+    assert listener.bodies == []
     assert_nothing_leaked(cli, {SECRET})

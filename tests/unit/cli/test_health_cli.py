@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from lark_operator.cli import health
+from lark_operator.cli.environment import PARTS
+from lark_operator.credentials import ALLOWED_BASE_URLS_ENV
 from lark_operator.probes.target import ProbeTarget
 from tests.fixtures.servers import *  # noqa: F403 - the real-server fixtures, by name
 from tests.fixtures.servers import PostgresServer, RabbitMQServer, RedisServer
@@ -21,6 +23,7 @@ from tests.fixtures.servers import PostgresServer, RabbitMQServer, RedisServer
 SECRET = "S3cret-app-secret-value"
 ALL_URL_VARS = [v for names in health.ENV_URLS.values() for v in names]
 ALL_URL_VARS += list(health.MANAGEMENT_ENV)
+ALL_URL_VARS += [v for parts in PARTS.values() for v in parts.variables]
 
 
 def cli(argv: list[str]) -> int:
@@ -32,7 +35,13 @@ def cli(argv: list[str]) -> int:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ["LARK_APP_ID", "LARK_APP_SECRET", "LARK_DOMAIN", *ALL_URL_VARS]:
+    for var in [
+        "LARK_APP_ID",
+        "LARK_APP_SECRET",
+        "LARK_DOMAIN",
+        ALLOWED_BASE_URLS_ENV,
+        *ALL_URL_VARS,
+    ]:
         monkeypatch.delenv(var, raising=False)
 
 
@@ -73,13 +82,19 @@ def test_validate_env_names_what_is_missing(capsys: pytest.CaptureFixture) -> No
         ("LARK_APP_ID", "app_123", "not 'cli_'"),
         ("LARK_APP_ID", "cli_" + "a" * 61, "not 'cli_'"),
         ("LARK_APP_ID", "cli_abc ", "whitespace"),
-        ("LARK_APP_SECRET", f" {SECRET}\n", "whitespace"),
         ("LARK_DOMAIN", "ftp://open.example", "not feishu, lark"),
         ("LARK_DOMAIN", "open.feishu.cn", "not feishu, lark"),
         ("DATABASE_URL", "mysql://u:url-Pa55@db/app", "scheme 'mysql'"),
         ("REDIS_URL", "redis://:url-Pa55@cache:port/0", "port"),
         ("RABBITMQ_URL", "host=mq password=url-Pa55", "not a URL"),
         ("RABBITMQ_MANAGEMENT_URL", "amqp://u:url-Pa55@mq/", "scheme 'amqp'"),
+        ("POSTGRES_PORT", "5432x", "not a port"),
+        ("POSTGRES_PORT", "70000", "not a port"),
+        ("REDIS_PORT", "-1", "not a port"),
+        ("RABBITMQ_HOST", "amqp://mq", "not a host name"),
+        ("POSTGRES_HOST", "db host", "not a host name"),
+        (ALLOWED_BASE_URLS_ENV, "http://127.0.0.1:1,open.example", "not an http(s) URL"),
+        (ALLOWED_BASE_URLS_ENV, "http://169.254.169.254", "metadata"),
     ],
 )
 def test_validate_env_malformed(
@@ -93,6 +108,57 @@ def test_validate_env_malformed(
     (line,) = [line for line in out.splitlines() if line.startswith(var + " ")]
     assert "MALFORMED" in line and why in line
     assert SECRET not in out and "url-Pa55" not in out
+
+
+@pytest.mark.parametrize("stored", [f" {SECRET}\n", f"{SECRET}\r\n", f"\t{SECRET}  "])
+def test_validate_env_accepts_the_app_secret_as_validate_does(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, stored: str
+) -> None:
+    """One normalisation (credentials.normalise_text): what `validate` sends, is OK here."""
+    monkeypatch.setenv("LARK_APP_ID", "cli_a1b2c3")
+    monkeypatch.setenv("LARK_APP_SECRET", stored)
+    code, out, _ = run(capsys, ["validate-env"])
+    assert code == 0, out
+    (line,) = [line for line in out.splitlines() if line.startswith("LARK_APP_SECRET ")]
+    assert " OK " in line and "whitespace is stripped" in line
+    assert SECRET not in out
+    monkeypatch.setenv("LARK_APP_SECRET", " \r\n")
+    code, out, _ = run(capsys, ["validate-env"])
+    assert code == 1 and "MISSING" in out and "only whitespace" in out
+
+
+def test_validate_env_checks_the_runbooks_postgres_variables(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`echo $POSTGRES_HOST; echo $POSTGRES_PORT` in the runbooks: the parts are judged,
+    named when missing, and the password is never shown."""
+    monkeypatch.setenv("LARK_APP_ID", "cli_a1b2c3")
+    monkeypatch.setenv("LARK_APP_SECRET", SECRET)
+    monkeypatch.setenv("POSTGRES_HOST", "db.internal")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "pg-Pa55word")
+    code, out, _ = run(capsys, ["validate-env", "-o", "json"])
+    status = {v["variable"]: (v["status"], v["detail"]) for v in json.loads(out)["variables"]}
+    assert code == 1
+    assert status["POSTGRES_HOST"] == ("OK", "db.internal")
+    assert status["POSTGRES_PORT"] == ("UNSET", "optional; defaults to 5432")
+    assert status["POSTGRES_USER"] == ("MISSING", "required with POSTGRES_HOST")
+    assert status["POSTGRES_PASSWORD"][0] == "OK" and "pg-Pa55word" not in out
+    assert "DATABASE_URL" not in status  # configured by parts
+    monkeypatch.setenv("POSTGRES_USER", "lark")
+    monkeypatch.setenv("POSTGRES_PORT", "5433")
+    code, out, _ = run(capsys, ["validate-env"])
+    assert code == 0, out
+    # A URL variable wins over the parts, and says so.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db/app")
+    code, out, _ = run(capsys, ["validate-env"])
+    assert "POSTGRES_HOST" in out and "ignored: DATABASE_URL wins" in out
+    # Parts without a host.
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.delenv("POSTGRES_HOST")
+    code, out, _ = run(capsys, ["validate-env"])
+    assert code == 1
+    (line,) = [line for line in out.splitlines() if line.startswith("POSTGRES_HOST ")]
+    assert "MISSING" in line
 
 
 def test_validate_env_reports_which_alias_wins(
@@ -125,12 +191,21 @@ def test_selected_dependency_without_url_is_exit_2(
     assert code == 2 and variable in err
 
 
-def test_all_requires_every_dependency(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+@pytest.mark.parametrize("argv", [["--all"], []], ids=["--all", "no selection"])
+def test_all_probes_what_is_configured_and_lists_the_rest(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, argv: list[str]
 ) -> None:
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    code, _, err = run(capsys, ["health-check", "--all"])
-    assert code == 2 and "DATABASE_URL" in err and "RABBITMQ_URL" in err
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    code, out, err = run(capsys, ["health-check", *argv])
+    assert code == 1, out + err  # the configured probe ran, and found it down
+    assert out.splitlines()[1].split()[:3] == ["redis", "NO", "Unreachable"]
+    assert "postgres: not configured (set DATABASE_URL or LARK_DATABASE_URL or " in out
+    assert "POSTGRES_HOST)" in out
+    assert "rabbitmq: not configured (set RABBITMQ_URL or " in out
+    code, out, _ = run(capsys, ["health-check", *argv, "-o", "json"])
+    doc = json.loads(out)
+    assert [r["dependency"] for r in doc["results"]] == ["redis"]
+    assert [n["dependency"] for n in doc["not_configured"]] == ["postgres", "rabbitmq"]
 
 
 def test_invalid_url_is_unhealthy_json_without_the_password(
@@ -187,6 +262,23 @@ def test_larkapp_targets_come_from_the_resolver(
     assert "url-Pa55" not in out
 
 
+def test_larkapp_all_lists_the_probes_it_does_not_configure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    def targets(namespace: str, name: str, dependencies: Any = None) -> list:
+        found = [ProbeTarget("redis", "redis://127.0.0.1:1/0", timeout=1)]
+        return [t for t in found if dependencies is None or t.dependency in dependencies]
+
+    module = types.ModuleType("lark_operator.cli.cluster")
+    module.resolve_probe_targets = targets  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "lark_operator.cli.cluster", module)
+    code, out, _ = run(capsys, ["health-check", "--larkapp", "team-a/orders", "--all"])
+    assert code == 1
+    assert "postgres: not configured (LarkApp team-a/orders has no spec.probes.postgres)" in out
+    code, _, err = run(capsys, ["health-check", "--larkapp", "team-a/orders", "--database"])
+    assert code == 2 and "configures no probe of postgres" in err
+
+
 # --- health-check against real servers ------------------------------------------------------
 @pytest.mark.integration
 def test_all_healthy_is_exit_0(
@@ -211,6 +303,37 @@ def test_all_healthy_is_exit_0(
     ]
     for server in (postgres_server, redis_server, rabbitmq_server):
         assert str(server.password) not in out
+
+
+@pytest.mark.integration
+def test_all_with_one_configured_probes_it_and_exits_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, redis_server: RedisServer
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    code, out, _ = run(capsys, ["health-check", "--all"])
+    assert code == 0, out
+    assert out.splitlines()[1].split()[:3] == ["redis", "yes", "Healthy"]
+    assert "postgres: not configured" in out and "rabbitmq: not configured" in out
+    assert str(redis_server.password) not in out
+
+
+@pytest.mark.integration
+def test_the_runbooks_postgres_variables_are_probed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, postgres_server: PostgresServer
+) -> None:
+    """POSTGRES_HOST/PORT/USER/PASSWORD/DB, as the runbooks' environment has them."""
+    monkeypatch.setenv("POSTGRES_HOST", postgres_server.host)
+    monkeypatch.setenv("POSTGRES_PORT", str(postgres_server.port))
+    monkeypatch.setenv("POSTGRES_USER", postgres_server.user)
+    monkeypatch.setenv("POSTGRES_PASSWORD", postgres_server.password + "\n")  # stripped
+    monkeypatch.setenv("POSTGRES_DB", postgres_server.database)
+    code, out, _ = run(capsys, ["health-check", "--database"])
+    assert code == 0, out
+    assert out.splitlines()[1].split()[:3] == ["postgres", "yes", "Healthy"]
+    monkeypatch.setenv("POSTGRES_PASSWORD", "Wrong-Pa55word")
+    code, out, _ = run(capsys, ["health-check", "--database"])
+    assert code == 1 and "AuthFailed" in out
+    assert "Wrong-Pa55word" not in out and postgres_server.password not in out
 
 
 @pytest.mark.integration

@@ -13,7 +13,8 @@ import pytest
 
 from lark_operator.cli import cluster
 from lark_operator.cli.kubectl_plugin import build_parser, main, render
-from lark_operator.cli.kubectl_plugin.commands import _outcome_recorded, rfc3339_micro
+from lark_operator.cli.refresh import outcome_recorded as _outcome_recorded
+from lark_operator.cli.refresh import rfc3339_micro
 from lark_operator.vocabulary.hints import hint_for
 from tests.unit.kube.conftest import write_kubeconfig
 

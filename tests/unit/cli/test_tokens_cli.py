@@ -219,10 +219,65 @@ def test_larkapp_resolves_through_the_cluster_module(
     fake.resolve_larkapp = resolve_larkapp  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lark_operator.cli.cluster", fake)
     monkeypatch.delenv("LARK_APP_SECRET")  # not needed on this path
-    argv = ["token-info", "--larkapp", "team/my-app", "--allowed-base-url", "http://from-flag:1"]
+    argv = ["validate", "--larkapp", "team/my-app", "--allowed-base-url", "http://from-flag:1"]
     assert main([*argv, "-o", "json"]) == 0
     assert seen == [("team", "my-app")]
     assert json.loads(capsys.readouterr().out)["app_id"] == APP
+    assert emulator.calls() == 1
+
+
+def fake_cluster(monkeypatch: pytest.MonkeyPatch, read: Any) -> None:
+    """A cluster module whose only way to a token is the token Secret (`read`)."""
+    from lark_operator.cli.cluster import HeldToken, NoToken
+
+    def resolve_larkapp(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("token-info --larkapp must not read the app secret")
+
+    fake = types.ModuleType("lark_operator.cli.cluster")
+    fake.HeldToken, fake.NoToken = HeldToken, NoToken  # type: ignore[attr-defined]
+    fake.resolve_larkapp = resolve_larkapp  # type: ignore[attr-defined]
+    fake.read_larkapp_token = read  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "lark_operator.cli.cluster", fake)
+
+
+def test_token_info_larkapp_reads_the_token_secret_not_the_platform(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import time
+
+    from lark_operator.cli.cluster import HeldToken
+
+    held = "t-held-in-the-secret"
+    expires = time.time() + 900
+
+    async def read(namespace: str, name: str, token_type: str | None = None) -> HeldToken:
+        assert (namespace, name, token_type) == ("team", "my-app", None)
+        return HeldToken({}, "my-app-lark-token", APP, emulator.base_url, "tenant", held, expires)
+
+    fake_cluster(monkeypatch, read)
+    assert main(["token-info", "--larkapp", "team/my-app", "-o", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["fingerprint"] == "sha256:" + hashlib.sha256(held.encode()).hexdigest()[:12]
+    assert doc["secret"] == "my-app-lark-token" and doc["larkapp"] == "team/my-app"
+    assert doc["renewable"] is True and 890 <= doc["expires_in_seconds"] <= 900
+    assert emulator.calls() == 0
+    assert main(["token-info", "--larkapp", "team/my-app"]) == 0
+    text = capsys.readouterr().out
+    assert "secret:      my-app-lark-token" in text and held not in text
+
+
+def test_token_info_larkapp_without_a_token_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lark_operator.cli.cluster import NoToken
+
+    async def read(namespace: str, name: str, token_type: str | None = None) -> Any:
+        raise NoToken("LarkApp team/my-app has no token yet: Secret my-app-lark-token ...")
+
+    fake_cluster(monkeypatch, read)
+    assert main(["token-info", "--larkapp", "team/my-app"]) == 1
+    assert "has no token yet: Secret my-app-lark-token" in capsys.readouterr().err
 
 
 def test_larkapp_lookup_failure_exits_2(

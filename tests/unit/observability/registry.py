@@ -27,9 +27,14 @@ class Family:
     series_names: tuple[str, ...]  # every name a sample of it can carry on /metrics
 
 
-def families() -> dict[str, Family]:
-    """Documented name -> family. Labelled metrics without children expose no samples,
-    so the names are derived from each family's name and type, not from samples."""
+OWN_PREFIX = "lark_service_"
+
+
+def families(own: bool = True) -> dict[str, Family]:
+    """Documented name -> family: the operator's own `lark_service_*` metrics, or with
+    own=False the process/Python runtime metrics the registry also carries. Labelled
+    metrics without children expose no samples, so the names are derived from each
+    family's name and type, not from samples."""
     labels = {
         obj._name: tuple(obj._labelnames)  # prometheus_client has no public label-name API
         for obj in vars(metrics).values()
@@ -37,6 +42,10 @@ def families() -> dict[str, Family]:
     }
     out: dict[str, Family] = {}
     for fam in metrics.REGISTRY.collect():
+        if fam.name.startswith(OWN_PREFIX) != own:
+            continue
+        if fam.name not in labels:  # a collector's family: its samples carry the labels
+            labels[fam.name] = tuple(sorted({k for s in fam.samples for k in s.labels}))
         names = tuple(fam.name + s for s in SUFFIXES[fam.type])
         documented = fam.name + "_total" if fam.type == "counter" else fam.name
         out[documented] = Family(
@@ -48,6 +57,7 @@ def families() -> dict[str, Family]:
 def series_names() -> dict[str, str]:
     """Every name a series of the registry can have, and every documented family name
     (a histogram is documented by its base name) -> the documented family name."""
-    out = {n: f.name for f in families().values() for n in f.series_names}
-    out.update({f.name: f.name for f in families().values()})  # histograms by family name
+    every = [*families().values(), *families(own=False).values()]
+    out = {n: f.name for f in every for n in f.series_names}
+    out.update({f.name: f.name for f in every})  # histograms by family name
     return out

@@ -4,8 +4,6 @@ through `render`, and returns its exit status (see EXIT_* below)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
 import json
 import sys
 import time
@@ -14,25 +12,15 @@ from typing import Any
 
 from lark_operator import credentials
 from lark_operator.cli import cluster
+from lark_operator.cli import refresh as larkapp_refresh
 from lark_operator.cli.kubectl_plugin import render
 from lark_operator.kube import KubeClient
 from lark_operator.vocabulary.hints import hint_for
-from lark_operator.vocabulary.names import REFRESH_ANNOTATION, REFRESH_HANDLED_ANNOTATION
+from lark_operator.vocabulary.names import REFRESH_ANNOTATION
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-# After refresh-handled-at appears the operator writes status in its next API call; when
-# the token came back unchanged there is nothing new to see, so wait this long at most.
-STATUS_SETTLE_SECONDS = 3.0
-POLL_SECONDS = 0.2
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def rfc3339_micro(when: dt.datetime) -> str:
-    """Microseconds, so that two requests within one second are still two new values."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+UNCHANGED_NOTE = "; unchanged: the platform re-issues only when less than 30m remain"
+now = larkapp_refresh.now
 
 
 # --- status -------------------------------------------------------------------------------
@@ -64,76 +52,33 @@ async def describe(args: argparse.Namespace, kube: KubeClient, namespace: str) -
 
 # --- refresh ------------------------------------------------------------------------------
 async def refresh(args: argparse.Namespace, kube: KubeClient, namespace: str) -> int:
-    before = await cluster.get_larkapp(kube, namespace, args.name)
-    requested_at = now()
-    value = rfc3339_micro(requested_at)
-    patch = {"metadata": {"annotations": {REFRESH_ANNOTATION: value}}}
-    await kube.patch_larkapp(namespace, args.name, patch)
-    print(f"larkapp {namespace}/{args.name}: refresh requested ({REFRESH_ANNOTATION}={value})")
+    try:
+        req = await larkapp_refresh.request(kube, namespace, args.name)
+    except larkapp_refresh.Suspended as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"larkapp {namespace}/{args.name}: refresh requested ({REFRESH_ANNOTATION}={req.value})")
     if not args.wait:
         return EXIT_OK
-    handled = await _wait_handled(kube, namespace, args.name, value, args.timeout)
-    if handled is None:
+    try:
+        outcome = await larkapp_refresh.wait(kube, req, args.timeout)
+    except larkapp_refresh.Suspended as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if outcome is None:
         print(
             f"error: the operator did not handle the request within {args.timeout:g}s: is it "
             f"running and watching namespace {namespace!r}?",
             file=sys.stderr,
         )
         return EXIT_FAILED
-    settled = await _wait_status(kube, namespace, args.name, before, requested_at)
-    return _report_refresh(settled, requested_at)
+    return _report_refresh(outcome)
 
 
-async def _wait_handled(
-    kube: KubeClient, namespace: str, name: str, value: str, timeout: float
-) -> dict[str, Any] | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        obj = await cluster.get_larkapp(kube, namespace, name)
-        annotations = obj["metadata"].get("annotations") or {}
-        if annotations.get(REFRESH_HANDLED_ANNOTATION) == value:
-            return obj
-        await asyncio.sleep(POLL_SECONDS)
-    return None
-
-
-def _outcome_recorded(obj: Mapping[str, Any], since: dt.datetime) -> bool:
-    """Status shows a refresh or an error at or after `since` (status has whole seconds)."""
-    status = obj.get("status") or {}
-    floor = since.replace(microsecond=0)
-    for text in (
-        (status.get("token") or {}).get("refreshedAt"),
-        (status.get("lastError") or {}).get("at"),
-    ):
-        when = render.parse_time(text)
-        if when is not None and when >= floor:
-            return True
-    return False
-
-
-async def _wait_status(
-    kube: KubeClient,
-    namespace: str,
-    name: str,
-    before: Mapping[str, Any],
-    requested_at: dt.datetime,
-) -> dict[str, Any]:
-    """The LarkApp once the operator has written the status that follows the refresh."""
-    had_error = bool((before.get("status") or {}).get("lastError"))
-    deadline = time.monotonic() + STATUS_SETTLE_SECONDS
-    while True:
-        obj = await cluster.get_larkapp(kube, namespace, name)
-        cleared = had_error and not (obj.get("status") or {}).get("lastError")
-        if cleared or _outcome_recorded(obj, requested_at) or time.monotonic() >= deadline:
-            return obj
-        await asyncio.sleep(POLL_SECONDS)
-
-
-def _report_refresh(obj: Mapping[str, Any], requested_at: dt.datetime) -> int:
-    status = obj.get("status") or {}
-    err = status.get("lastError") or {}
-    err_at = render.parse_time(err.get("at"))
-    if err and (err_at is None or err_at >= requested_at.replace(microsecond=0)):
+def _report_refresh(outcome: larkapp_refresh.Outcome) -> int:
+    status = outcome.larkapp.get("status") or {}
+    err = outcome.error
+    if err:
         code = f" (code {err['code']})" if err.get("code") is not None else ""
         reason, message = str(err.get("reason")), str(err.get("message"))
         message = message.removeprefix(f"{reason}: ")  # the operator's text may repeat it
@@ -144,14 +89,11 @@ def _report_refresh(obj: Mapping[str, Any], requested_at: dt.datetime) -> int:
     if not token:
         print("refresh handled, but no token is recorded yet", file=sys.stderr)
         return EXIT_FAILED
-    refreshed = render.parse_time(token.get("refreshedAt"))
-    fresh = refreshed is not None and refreshed >= requested_at.replace(microsecond=0)
     expires = render.parse_time(token.get("expiresAt"))
     left = render.countdown(expires, now())
     print(
         f"token {token.get('fingerprint')} in Secret {token.get('secretName')} expires at "
-        f"{token.get('expiresAt')} (in {left})"
-        + ("" if fresh else "; unchanged: the platform re-issues only when less than 30m remain")
+        f"{token.get('expiresAt')} (in {left})" + ("" if outcome.fresh else UNCHANGED_NOTE)
     )
     return EXIT_OK
 
