@@ -205,5 +205,6 @@ def test_a_metadata_address_is_refused_even_when_allowlisted() -> None:
 def test_the_operator_refuses_to_start_with_a_metadata_address_allowed() -> None:
     from lark_operator.settings import SettingsError, load
 
-    with pytest.raises(SettingsError, match="--allowed-base-url: .*169.254.169.254.*never sent"):
+    pattern = r"--allowed-base-url: .*169\.254\.169\.254.*never sent"
+    with pytest.raises(SettingsError, match=pattern):
         load(allowed_base_urls=["http://169.254.169.254/"])
