@@ -128,3 +128,27 @@ class Kube:
 def write_kubeconfig_copy(src: str, dst: Path) -> str:
     dst.write_text(Path(src).read_text())
     return str(dst)
+
+
+def sa_kubeconfig(kube: Kube, namespace: str, sa: str, path: Path) -> str:
+    """A kubeconfig that authenticates as the ServiceAccount (a bound token from the
+    TokenRequest API; the local apiserver signs them), against the same server."""
+    token = kube.kubectl("create", "token", sa, "-n", namespace, "--duration", "1h").stdout.strip()
+    cfg = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    ctx_name = cfg.get("current-context") or cfg["contexts"][0]["name"]
+    ctx = next(c for c in cfg["contexts"] if c["name"] == ctx_name)["context"]
+    cluster = dict(next(c for c in cfg["clusters"] if c["name"] == ctx["cluster"])["cluster"])
+    ca = cluster.get("certificate-authority")
+    if ca and not Path(ca).is_absolute():
+        cluster["certificate-authority"] = str(Path(kube.kubeconfig).parent / ca)
+    out = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": sa}}],
+        "current-context": "c",
+    }
+    path.write_text(yaml.safe_dump(out))
+    path.chmod(0o600)
+    return str(path)

@@ -22,7 +22,9 @@ async def watch_secrets(
     while True:
         try:
             async for event, obj in kube.watch_secret_metadata(namespace):
-                state["secrets"] = "watching"
+                if event == "SYNCED":
+                    state["secrets"] = "watching"  # listed: every change from here is seen
+                    continue
                 meta = obj.get("metadata") or {}
                 on_change(
                     event,

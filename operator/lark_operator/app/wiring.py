@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lark_operator import __version__, metrics
-from lark_operator.app.health import HealthServer
+from lark_operator.app.health import HealthServer, Reports
 from lark_operator.app.leader import LeaderElector
 from lark_operator.app.watch import measure_loop_lag, watch_secrets
 from lark_operator.kube import Auth, KubeClient
@@ -42,7 +42,7 @@ class Wiring:
     def __post_init__(self) -> None:
         s = self.settings
         self.health = HealthServer(
-            self.report,
+            Reports(self.report, self.live, self.ready),
             health_port=s.health_port,
             metrics_port=s.metrics_port,
             bind_address=s.bind_address,
@@ -106,6 +106,22 @@ class Wiring:
     def _loop_lag(self, worst: float) -> None:
         self.event_loop_lag = worst
         metrics.EVENT_LOOP_LAG.set(worst)
+
+    def live(self) -> dict[str, Any]:
+        """The event loop answers (this runs on it); an acting replica whose scheduler
+        died cannot recover by itself: a restart is what it needs."""
+        rec = self.reconciler
+        dead = rec is not None and rec.health().get("scheduler") == "stopped"
+        return {"live": not dead, "role": self.role, "scheduler": "stopped" if dead else "ok"}
+
+    def ready(self) -> dict[str, Any]:
+        if self.role == "standby":
+            return {"ready": True, "role": "standby"}
+        rec = self.reconciler
+        scheduler = rec.health().get("scheduler") if rec else "starting"
+        watches = dict(self.watch_state)
+        ready = scheduler == "running" and all(v == "watching" for v in watches.values())
+        return {"ready": ready, "role": self.role, "scheduler": scheduler, "watches": watches}
 
     def report(self) -> dict[str, Any]:
         election = self.election.report() if self.election is not None else None

@@ -280,8 +280,8 @@ class KubeClient:
         self, namespace: str | None = None, label_selector: str | None = None
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Yield (event type, PartialObjectMetadata) forever: an initial ('SYNC', item) per
-        existing Secret after each (re)list, then ADDED/MODIFIED/DELETED. Only metadata
-        crosses the wire — never the Secrets' data."""
+        existing Secret after each (re)list and ('SYNCED', {}) when it is complete, then
+        ADDED/MODIFIED/DELETED. Only metadata crosses the wire — never the Secrets' data."""
         path = f"/api/v1/namespaces/{quote(namespace)}/secrets" if namespace else "/api/v1/secrets"
         params = {"labelSelector": label_selector} if label_selector else {}
         while True:
@@ -289,6 +289,7 @@ class KubeClient:
             rv = listing["metadata"]["resourceVersion"]
             for item in listing.get("items") or []:
                 yield "SYNC", item
+            yield "SYNCED", {}  # the listing is complete: the watch is established
             try:
                 while True:
                     async for etype, obj in self._watch_once(path, params, rv):

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from lark_devenv.binaries import MissingBinary, find
-from tests.helpers.kube import Kube
+from tests.helpers.kube import Kube, sa_kubeconfig  # noqa: F401 - re-exported
 from tests.helpers.wait import eventually
 
 REPO = Path(__file__).resolve().parents[3]
@@ -246,30 +246,6 @@ def adopt_crd(kube: Kube) -> Iterator[Any]:
         old, new = before.get(field) or {}, after.get(field) or {}
         patch["metadata"][field] = {k: old.get(k) for k in set(old) | set(new)}
     kube.kubectl("patch", "crd", CRD_NAME, "--type=merge", "-p", json.dumps(patch))
-
-
-def sa_kubeconfig(kube: Kube, namespace: str, sa: str, path: Path) -> str:
-    """A kubeconfig that authenticates as the ServiceAccount (a bound token from the
-    TokenRequest API; the local apiserver signs them), against the same server."""
-    token = kube.kubectl("create", "token", sa, "-n", namespace, "--duration", "1h").stdout.strip()
-    cfg = yaml.safe_load(Path(kube.kubeconfig).read_text())
-    ctx_name = cfg.get("current-context") or cfg["contexts"][0]["name"]
-    ctx = next(c for c in cfg["contexts"] if c["name"] == ctx_name)["context"]
-    cluster = dict(next(c for c in cfg["clusters"] if c["name"] == ctx["cluster"])["cluster"])
-    ca = cluster.get("certificate-authority")
-    if ca and not Path(ca).is_absolute():
-        cluster["certificate-authority"] = str(Path(kube.kubeconfig).parent / ca)
-    out = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": sa, "user": {"token": token}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": sa}}],
-        "current-context": "c",
-    }
-    path.write_text(yaml.safe_dump(out))
-    path.chmod(0o600)
-    return str(path)
 
 
 def sa_user(namespace: str, sa: str) -> str:

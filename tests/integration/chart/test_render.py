@@ -277,7 +277,8 @@ def _check_deployment(dep: dict[str, Any], t: Toggles, watch: list[str]) -> None
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
     assert c["resources"]["requests"] and c["resources"]["limits"]
     for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/health", "port": "http-metrics"}
+        path = "/livez" if probe == "livenessProbe" else "/readyz"
+        assert c[probe]["httpGet"] == {"path": path, "port": "http-metrics"}
     assert c["ports"] == [{"name": "http-metrics", "containerPort": 9091, "protocol": "TCP"}]
 
 
