@@ -49,5 +49,18 @@ build helm helm helm.sh/helm/v3/cmd/helm \
 cli_utils="$(awk '$1 == "sigs.k8s.io/cli-utils" {print $2}' "$here/../kstatus/go.mod")"
 build kstatus ../kstatus . "-X main.version=${cli_utils}"
 
+# kube-score: a well-known checker of Kubernetes manifests, run on the chart by
+# tests/integration/chart/test_kube_score.py. Its own module, at a pinned version.
+KUBE_SCORE_VERSION="v1.20.0"
+if [[ -x "$out/kube-score" && "$(cat "$out/kube-score.stamp" 2>/dev/null)" == "$KUBE_SCORE_VERSION" ]]; then
+  echo "controlplane: kube-score cached at $out/kube-score"
+else
+  echo "controlplane: building kube-score (first time only)..."
+  start=$SECONDS
+  GOFLAGS=-trimpath GOBIN="$out" go install "github.com/zegl/kube-score/cmd/kube-score@${KUBE_SCORE_VERSION}"
+  printf '%s' "$KUBE_SCORE_VERSION" > "$out/kube-score.stamp"
+  echo "controlplane: built kube-score in $((SECONDS - start))s"
+fi
+
 ln -sfn "$(basename "$out")" "$cache/controlplane/current"
 echo "$out"
