@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from tests.unit.observability import dashboard as dash
-from tests.unit.observability.registry import families, series_names
+from tests.helpers import dashboard as dash
+from tests.helpers.metrics_registry import families, series_names
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
