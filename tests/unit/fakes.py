@@ -106,11 +106,3 @@ class ScriptedClient:
 
     def invalidate(self, *args: Any) -> None:
         self.invalidated += 1
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now

@@ -12,7 +12,8 @@ from lark_operator import metrics
 from lark_operator.openplatform import OpenPlatformError
 from lark_operator.reconcile.reconciler import Reconciler
 from lark_operator.settings import Settings
-from tests.unit.fakes import Clock, FakeKube, ScriptedClient
+from tests.helpers.clock import Clock
+from tests.unit.fakes import FakeKube, ScriptedClient
 
 NS = "obs"
 

@@ -11,7 +11,8 @@ from lark_operator.openplatform import OpenPlatformError
 from lark_operator.probes.result import ProbeResult
 from lark_operator.reconcile.reconciler import Reconciler
 from lark_operator.settings import Settings
-from tests.unit.fakes import Clock, FakeKube, ScriptedClient
+from tests.helpers.clock import Clock
+from tests.unit.fakes import FakeKube, ScriptedClient
 
 NS, NAME = "ns", "app"
 BODY: dict[str, Any] = {
