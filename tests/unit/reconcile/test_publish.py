@@ -36,7 +36,7 @@ def body(name: str, status: dict[str, Any] | None = None, **spec: Any) -> dict[s
 
 
 def controller(kube: FakeKube, client: ScriptedClient, clock: Clock) -> Reconciler:
-    return Reconciler(kube, client, Settings(), clock=clock, rng=lambda: 0.5)  # type: ignore[arg-type]
+    return Reconciler(kube, client, Settings(), clock=clock, rng=lambda: 0.5)
 
 
 def reason(name: str, ctype: str) -> set[str]:

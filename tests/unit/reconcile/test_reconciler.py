@@ -39,7 +39,7 @@ def world() -> tuple[Reconciler, FakeKube, ScriptedClient, Clock]:
     clock = Clock()
     kube, client = FakeKube(), ScriptedClient(clock)
     kube.put_app_secret(NS, "lark", {"appSecret": "the-secret"})
-    ctl = Reconciler(kube, client, Settings(), clock=clock, rng=lambda: 0.5)  # type: ignore[arg-type]
+    ctl = Reconciler(kube, client, Settings(), clock=clock, rng=lambda: 0.5)
     ctl.observe(BODY)
     return ctl, kube, client, clock
 
