@@ -20,7 +20,7 @@ class Kube:
         self.kubeconfig = kubeconfig
         self.api = config.new_client_from_config(config_file=kubeconfig)
         self.core = client.CoreV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
+        self.custom: Any = client.CustomObjectsApi(self.api)  # untyped answers: plain dicts
         self.kubectl_bin = str(find("kubectl"))
 
     # --- kubectl, as a user would ---------------------------------------------------------

@@ -65,5 +65,5 @@ def test_variables_substitute() -> None:
         'rate(x{namespace=~"$namespace", name=~"${name}"}[$__rate_interval])', dash.load()
     )
     assert q == 'rate(x{namespace=~".*", name=~".*"}[1m])'
-    for q in dash.queries():
-        assert "$" not in q.promql, q
+    for query in dash.queries():
+        assert "$" not in query.promql, query

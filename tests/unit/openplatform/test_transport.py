@@ -4,6 +4,8 @@ final answer, and the last good token kept through all of it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lark_operator.emulator import EmulatorHandle
@@ -71,7 +73,7 @@ async def test_local_bucket_limits_calls_per_second(emu: EmulatorHandle, clock: 
 
 # --- failures ------------------------------------------------------------------------------
 
-FAULTS = {
+FAULTS: dict[str, tuple[dict[str, Any], str]] = {
     "5xx": ({"http_status": 503}, "http_503"),
     "5xx-with-code": ({"http_status": 500, "code": 5000}, "5000"),
     "reset": ({"reset": True}, "network"),

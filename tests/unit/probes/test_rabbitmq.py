@@ -3,6 +3,8 @@ faked; the real server is in tests/integration/probes), and the queue and node d
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiormq
 import pytest
 
@@ -66,7 +68,7 @@ def test_queue_diagnosis() -> None:
 
 
 def test_node_alarms() -> None:
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {"name": "rabbit@a", "mem_alarm": False, "disk_free_alarm": False},
         {"name": "rabbit@b", "mem_alarm": True, "disk_free_alarm": True},
         {"name": "rabbit@c"},  # stats not collected yet: no alarm known
