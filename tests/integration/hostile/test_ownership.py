@@ -55,16 +55,6 @@ def _stays(env: Env, name: str, snapshot: Any, seconds: float) -> None:
         time.sleep(0.5)
 
 
-def _gone(env: Env, name: str) -> bool:
-    try:
-        env.kube.larkapp(env.ns, name)
-    except client.exceptions.ApiException as e:
-        if e.status == 404:
-            return True
-        raise
-    return False
-
-
 @pytest.mark.parametrize(
     "target", [{}, {"deletionPolicy": "Retain"}, {"creationPolicy": "Orphan"}], ids=str
 )
@@ -90,7 +80,7 @@ def test_an_unrelated_secret_is_never_written_taken_over_or_deleted(
     _stays(env, "db-password", before, 4)
 
     env.kube.delete_larkapp(env.ns, "attacker")
-    eventually(lambda: _gone(env, "attacker"), 20, what="LarkApp gone")
+    eventually(lambda: env.kube.larkapp_gone(env.ns, "attacker"), 20, what="LarkApp gone")
     _stays(env, "db-password", before, 4)
     assert "left alone" in env.op.logs()
 

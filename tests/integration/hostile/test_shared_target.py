@@ -85,7 +85,7 @@ def test_the_first_larkapp_keeps_the_secret_the_others_are_told_why(
 
     # Deleting a refused LarkApp (deletionPolicy Delete) leaves the holder's Secret alone.
     env.kube.delete_larkapp(env.ns, names[3])
-    eventually(lambda: not _exists(env, names[3]), 20, what="claimant-3 gone")
+    eventually(lambda: env.kube.larkapp_gone(env.ns, names[3]), 20, what="claimant-3 gone")
     assert _holder(env, "shared-token")[0] == names[0]
     assert env.ready(names[0])
 
@@ -134,11 +134,3 @@ def test_a_secret_controlled_by_something_else_is_not_taken(env_factory: Any) ->
         what="refused: controlled by the ConfigMap",
     )
     assert env.kube.secret(env.ns, "taken") == {"theirs": "their-data"}
-
-
-def _exists(env: Env, name: str) -> bool:
-    try:
-        env.kube.larkapp(env.ns, name)
-    except Exception:
-        return False
-    return True

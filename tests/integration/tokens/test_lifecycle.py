@@ -159,15 +159,9 @@ def test_deletion_policy(env_factory: Any, policy: str) -> None:
     # Retain must cut the owner reference before the object goes: our finalizer holds it.
     assert finalizers == (["larkservice.io/finalizer"] if policy == "Retain" else [])
     env.kube.delete_larkapp(env.ns, "app")
-
-    def gone() -> bool:
-        try:
-            env.kube.larkapp(env.ns, "app")
-            return False
-        except Exception:
-            return True
-
-    eventually(gone, 20, what="LarkApp deleted (finalizer removed)")
+    eventually(
+        lambda: env.kube.larkapp_gone(env.ns, "app"), 20, what="LarkApp deleted (finalizer removed)"
+    )
     if policy == "Delete":
         # no finalizer on Owner+Delete: the Secret goes right after the LarkApp (here the
         # operator deletes it; in a cluster with a controller-manager, the GC does too)
