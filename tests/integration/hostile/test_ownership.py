@@ -11,14 +11,13 @@ way in is consent from someone who may write the Secret: larkservice.io/adopt: "
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.helpers.env import Env
-from tests.helpers.wait import eventually
+from tests.helpers.wait import always, eventually
 from tests.integration.hostile.conftest import reason
 
 pytestmark = pytest.mark.integration
@@ -48,11 +47,13 @@ def _put_foreign(env: Env, name: str, **meta: Any) -> None:
 
 
 def _stays(env: Env, name: str, snapshot: Any, seconds: float) -> None:
-    """A negative check over a window: the Secret is exactly as it was throughout."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert _snapshot(env, name) == snapshot, f"Secret {name} was changed or deleted"
-        time.sleep(0.5)
+    """The Secret is exactly as it was throughout a window."""
+    always(
+        lambda: _snapshot(env, name) == snapshot,
+        seconds,
+        interval=0.5,
+        what=f"Secret {name} neither changed nor deleted",
+    )
 
 
 @pytest.mark.parametrize(
