@@ -1,6 +1,6 @@
 """Print docs/crd-reference.md from crds/larkapps.yaml (`make docs`).
 
-tests/unit/test_crd_reference.py fails when the committed file differs from this output,
+tests/unit/docs/test_crd_reference.py fails when the committed file differs from this output,
 so the reference cannot drift from the schema.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,8 @@ def namespace(kube: Kube) -> str:
 def emulator_factory(tmp_path: Path) -> Iterator[object]:
     started: list[Emulator] = []
 
-    def make(apps: dict[str, str], **kw: object) -> Emulator:
-        emu = Emulator(tmp_path / f"emulator-{len(started)}.log", apps, **kw).start()  # type: ignore[arg-type]
+    def make(apps: dict[str, str], **kw: Any) -> Emulator:
+        emu = Emulator(tmp_path / f"emulator-{len(started)}.log", apps, **kw).start()
         started.append(emu)
         return emu
 
@@ -71,11 +71,11 @@ def operator_factory(tmp_path: Path, kubeconfig: str) -> Iterator[object]:
     started: list[Operator] = []
 
     def make(
-        namespaces: list[str], allowed: list[str] = (), wait: bool = True, **kw: object
+        namespaces: list[str], allowed: Sequence[str] = (), wait: bool = True, **kw: Any
     ) -> Operator:
         op = Operator(
             tmp_path / f"operator-{len(started)}.log", kubeconfig, namespaces, allowed, **kw
-        )  # type: ignore[arg-type]
+        )
         started.append(op)
         return op.start(wait=wait)
 

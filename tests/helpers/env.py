@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lark_operator.tokens.secret import read_token_secret
 from tests.helpers.kube import Kube
 from tests.helpers.procs import Emulator, Operator
 
@@ -53,6 +54,16 @@ class Env:
     def ready(self, name: str) -> bool:
         c = self.kube.condition(self.ns, name, "Ready")
         return bool(c and c["status"] == "True")
+
+    def status_matches_secret(self, name: str) -> bool:
+        """status.token describes exactly the tokens in the Secret (no half-written state:
+        the status write that follows the Secret's has landed)."""
+        obj = self.kube.larkapp(self.ns, name)
+        fp = ((obj.get("status") or {}).get("token") or {}).get("fingerprint")
+        secret = self.kube.secret_obj(self.ns, f"{name}-lark-token")
+        body = self.kube.api.sanitize_for_serialization(secret) if secret else None
+        held = read_token_secret(body)
+        return bool(fp) and held is not None and held.fingerprint() == fp
 
     def assert_no_leaks(self) -> None:
         """No app secret or token in logs, Events or status."""

@@ -12,11 +12,13 @@ from typing import Any
 
 from lark_operator.status.build import build_status
 from lark_operator.status.facts import Credentials, ErrorFacts, Observed, TokenFacts
+from lark_operator.vocabulary.dependencies import Dependency
+from lark_operator.vocabulary.reasons import Reason as R
 
 NOW = 1_800_000_000.0
 GEN = 3
 TOKEN = TokenFacts("app-lark-token", NOW + 3600, NOW - 100, NOW + 3000, "sha256:abc", False)
-VALID = Credentials("Valid", "App cli_a authenticated.")
+VALID = Credentials(R.VALID, "App cli_a authenticated.")
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,9 @@ def _bad(reason: str, message: str, code: int | None = None, token: bool = False
     return Observed(
         GEN,
         NOW,
-        credentials=Credentials(reason, message),
+        credentials=Credentials(R(reason), message),
         token=TOKEN if token else None,
-        last_error=ErrorFacts(reason, message, code, NOW),
+        last_error=ErrorFacts(R(reason), message, code, NOW),
         consecutive_failures=1,
     )
 
@@ -49,7 +51,12 @@ def _probe(reason: str | None, healthy: bool = False) -> Observed:
         message = "answered in 2 ms" if healthy else "connection refused (postgres:5432)"
         probes["postgres"] = {"healthy": healthy, "reason": reason, "message": message}
     return Observed(
-        GEN, NOW, credentials=VALID, token=TOKEN, configured_probes=("postgres",), probes=probes
+        GEN,
+        NOW,
+        credentials=VALID,
+        token=TOKEN,
+        configured_probes=(Dependency.POSTGRES,),
+        probes=probes,
     )
 
 
@@ -57,9 +64,9 @@ def _transient(reason: str, token: bool) -> Observed:
     return Observed(
         GEN,
         NOW,
-        credentials=VALID if token else Credentials(reason, "HTTP 503 from the Open Platform"),
+        credentials=VALID if token else Credentials(R(reason), "HTTP 503 from the Open Platform"),
         token=TOKEN if token else None,
-        last_error=ErrorFacts(reason, "HTTP 503 from the Open Platform", None, NOW),
+        last_error=ErrorFacts(R(reason), "HTTP 503 from the Open Platform", None, NOW),
         consecutive_failures=2,
     )
 
@@ -104,7 +111,7 @@ CASES: list[Case] = [
         Observed(
             GEN,
             NOW,
-            last_error=ErrorFacts("SecretNotOwned", "Secret db-password is not ours.", None, NOW),
+            last_error=ErrorFacts(R.SECRET_NOT_OWNED, "Secret db-password is not ours.", None, NOW),
         ),
         False,
         "SecretNotOwned",
@@ -135,7 +142,7 @@ CASES: list[Case] = [
             TOKEN.expires_at + 1,
             credentials=VALID,
             token=TOKEN,
-            last_error=ErrorFacts("UpstreamUnavailable", "HTTP 503", None, NOW),
+            last_error=ErrorFacts(R.UPSTREAM_UNAVAILABLE, "HTTP 503", None, NOW),
         ),
         True,
         None,

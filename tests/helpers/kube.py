@@ -20,7 +20,7 @@ class Kube:
         self.kubeconfig = kubeconfig
         self.api = config.new_client_from_config(config_file=kubeconfig)
         self.core = client.CoreV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
+        self.custom: Any = client.CustomObjectsApi(self.api)  # untyped answers: plain dicts
         self.kubectl_bin = str(find("kubectl"))
 
     # --- kubectl, as a user would ---------------------------------------------------------
@@ -47,6 +47,17 @@ class Kube:
     # --- LarkApps ---------------------------------------------------------------------------
     def larkapp(self, ns: str, name: str) -> dict[str, Any]:
         return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name))
+
+    def larkapp_gone(self, ns: str, name: str) -> bool:
+        """True once the apiserver answers 404 for the LarkApp; any other failure (a 403, the
+        apiserver down) is raised, never read as "deleted"."""
+        try:
+            self.larkapp(ns, name)
+        except ApiException as e:
+            if e.status == 404:
+                return True
+            raise
+        return False
 
     def create_larkapp(
         self, ns: str, name: str, spec: dict[str, Any], annotations: dict[str, str] | None = None
@@ -77,12 +88,9 @@ class Kube:
     # --- Secrets --------------------------------------------------------------------------
     def secret(self, ns: str, name: str) -> dict[str, str] | None:
         """Decoded data of a Secret, or None."""
-        try:
-            s = self.core.read_namespaced_secret(name, ns)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
+        s = self.secret_obj(ns, name)
+        if s is None:
+            return None
         return {k: base64.b64decode(v).decode() for k, v in (s.data or {}).items()}
 
     def secret_obj(self, ns: str, name: str) -> Any:

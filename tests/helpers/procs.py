@@ -3,6 +3,7 @@ same console script a user runs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -14,6 +15,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from lark_devenv.controlplane import free_port
 
@@ -180,3 +183,24 @@ class Operator(Proc):
         url = f"http://127.0.0.1:{self.health_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             return str(resp.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample from /metrics (0 when the series does not exist yet)."""
+        for family in text_string_to_metric_families(self.metrics()):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return float(sample.value)
+        return 0.0
+
+    def log_entries(self, containing: str) -> list[dict[str, Any]]:
+        """The JSON log entries whose message contains `containing`, in order, each with its
+        time as `at` (epoch seconds, from the operator's own clock)."""
+        entries = []
+        for line in self.logs().splitlines():
+            if containing not in line or not line.startswith("{"):
+                continue
+            entry = json.loads(line)
+            if containing in entry.get("message", ""):
+                stamp = entry["timestamp"].replace("Z", "+00:00")
+                entries.append({**entry, "at": dt.datetime.fromisoformat(stamp).timestamp()})
+        return entries

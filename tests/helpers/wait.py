@@ -1,4 +1,6 @@
-"""Polling helper for tests that wait on a real system."""
+"""Waiting on a real system: `eventually` for what must happen (polls up to a deadline,
+returns as soon as it holds), `always` for what must not (polls over a window, fails the
+moment it stops holding). Neither sleeps a fixed time and then counts."""
 
 from __future__ import annotations
 
@@ -25,3 +27,29 @@ def eventually(
             last = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last={last!r}")
+
+
+def always(
+    check: Callable[[], object],
+    seconds: float,
+    interval: float = 0.2,
+    what: str = "",
+    until: Callable[[], object] | None = None,
+) -> None:
+    """A negative check over a window: call `check` for `seconds` (at least once) and fail
+    the moment it returns something falsy (an AssertionError it raises fails at once too).
+    With `until`, the window ends once `until()` is truthy instead (say, after five more
+    probes, however long the machine takes), and `seconds` is the deadline for that."""
+    started = time.monotonic()
+    while True:
+        value = check()
+        elapsed = time.monotonic() - started
+        if not value:
+            raise AssertionError(f"{what or check} stopped holding after {elapsed:.1f}s: {value!r}")
+        if until is not None and until():
+            return
+        if elapsed >= seconds:
+            if until is None:
+                return
+            raise AssertionError(f"timed out after {seconds}s waiting for {until} ({what})")
+        time.sleep(interval)

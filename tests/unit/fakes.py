@@ -1,10 +1,13 @@
-"""In-memory stand-ins for unit tests of the controller (integration tests use the real
-apiserver and the emulator)."""
+"""In-memory stand-ins for unit tests of the reconciler and the token store: FakeKube is a
+kube.KubeAPI, ScriptedClient an openplatform.TokenSource (mypy checks both against the
+protocols). Integration tests use the real apiserver and the emulator."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from lark_operator.kube import KubeError
@@ -14,6 +17,7 @@ from lark_operator.openplatform import OpenPlatformError, Token
 class FakeKube:
     def __init__(self) -> None:
         self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.larkapps: dict[str, dict[str, Any]] = {}  # by name, for get_larkapp
         self.status_patches: list[tuple[str, str, dict[str, Any]]] = []
         self.events: list[tuple[str, str, str]] = []
         self.meta_patches: list[dict[str, Any]] = []
@@ -63,11 +67,16 @@ class FakeKube:
         del self.secrets[(ns, name)]
         return True
 
-    async def patch_larkapp_status(self, ns: str, name: str, patch: dict[str, Any]) -> dict:
+    async def get_larkapp(self, ns: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.larkapps.get(name))
+
+    async def patch_larkapp_status(
+        self, ns: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
         self.status_patches.append((ns, name, copy.deepcopy(patch)))
         return {}
 
-    async def patch_larkapp(self, ns: str, name: str, patch: dict[str, Any]) -> dict:
+    async def patch_larkapp(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self.meta_patches.append(patch)
         return {}
 
@@ -77,8 +86,6 @@ class FakeKube:
         self.events.append((type_, reason, message))
 
     def put_app_secret(self, ns: str, name: str, data: dict[str, str]) -> None:
-        import base64
-
         self.secrets[(ns, name)] = {
             "metadata": {"name": name, "namespace": ns, "resourceVersion": "0"},
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
@@ -88,7 +95,7 @@ class FakeKube:
 class ScriptedClient:
     """An Open Platform client whose answers are scripted per call."""
 
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.calls = 0
         self.error: OpenPlatformError | None = None
@@ -96,7 +103,15 @@ class ScriptedClient:
         self.invalidated = 0
 
     async def get_token(
-        self, base_url: str, app_id: str, app_secret: str, token_type: str, **_: Any
+        self,
+        base_url: str,
+        app_id: str,
+        app_secret: str,
+        token_type: str,
+        *,
+        min_valid_for: float = 0.0,
+        force: bool = False,
+        request_id: str | None = None,
     ) -> Token:
         self.calls += 1
         if self.error is not None:
@@ -104,13 +119,5 @@ class ScriptedClient:
         now = self.clock()
         return Token(f"tok-{self.calls}", token_type, now + self.ttl, now)
 
-    def invalidate(self, *args: Any) -> None:
+    def invalidate(self, base_url: str, app_id: str, app_secret: str, token_type: str) -> None:
         self.invalidated += 1
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now

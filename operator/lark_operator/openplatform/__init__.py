@@ -4,6 +4,7 @@ Knows nothing of Kubernetes; the controller and the CLI both use it. Import from
 the modules behind these names (client, cache, transport, answer, redact, ...) may move.
 """
 
+from lark_operator.openplatform.api import TokenSource
 from lark_operator.openplatform.backoff import backoff_delay
 from lark_operator.openplatform.client import BOT_INFO_PATH, OpenPlatformClient
 from lark_operator.openplatform.errors import (
@@ -22,6 +23,7 @@ __all__ = [
     "OpenPlatformClient",
     "OpenPlatformError",
     "Token",
+    "TokenSource",
     "backoff_delay",
     "classify",
 ]

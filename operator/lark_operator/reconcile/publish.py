@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lark_operator import metrics
-from lark_operator.kube import KubeClient, KubeError
+from lark_operator.kube import KubeAPI, KubeError
 from lark_operator.probes.result import ProbeResult
 from lark_operator.reconcile.refresh import Failed, Outcome, lapses
 from lark_operator.reconcile.state import App, TokenState
@@ -26,7 +26,7 @@ log = logging.getLogger("lark_operator.reconcile")
 
 class Publisher:
     def __init__(
-        self, kube: KubeClient, clock: Callable[[], float], probe_status_every: float
+        self, kube: KubeAPI, clock: Callable[[], float], probe_status_every: float
     ) -> None:
         self.kube, self.clock, self.probe_status_every = kube, clock, probe_status_every
 

@@ -23,10 +23,10 @@ from pydantic import ValidationError
 
 from lark_operator import metrics
 from lark_operator.credentials import CredentialError, secret_value
-from lark_operator.kube import KubeClient, KubeError
+from lark_operator.kube import KubeAPI, KubeError
 from lark_operator.logs import current_context, log_context
 from lark_operator.models import LarkAppSpec
-from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError
+from lark_operator.openplatform import OpenPlatformError, TokenSource
 from lark_operator.probes.result import ProbeResult
 from lark_operator.probes.scheduler import ProbeScheduler
 from lark_operator.reconcile import refresh
@@ -55,8 +55,8 @@ log = logging.getLogger("lark_operator.reconcile")
 class Reconciler:
     def __init__(
         self,
-        kube: KubeClient,
-        client: OpenPlatformClient,
+        kube: KubeAPI,
+        client: TokenSource,
         settings: Settings,
         *,
         probes: ProbeScheduler | None = None,

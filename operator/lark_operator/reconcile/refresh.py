@@ -16,7 +16,7 @@ from typing import Any
 
 from lark_operator.credentials import CredentialError, resolve_base_url, secret_value
 from lark_operator.models import LarkAppSpec
-from lark_operator.openplatform import ErrorKind, OpenPlatformClient, OpenPlatformError
+from lark_operator.openplatform import ErrorKind, OpenPlatformError, TokenSource
 from lark_operator.reconcile.state import TokenState
 from lark_operator.settings import Settings
 from lark_operator.status.facts import Credentials, ErrorFacts
@@ -60,7 +60,7 @@ def token_types(spec: LarkAppSpec) -> list[str]:
 
 async def obtain(
     *,
-    client: OpenPlatformClient,
+    client: TokenSource,
     read_secret: ReadSecret,
     namespace: str,
     spec: LarkAppSpec,

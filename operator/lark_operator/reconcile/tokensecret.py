@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from lark_operator.kube import KubeClient, KubeError
+from lark_operator.kube import KubeAPI, KubeError
 from lark_operator.logs import log_context
 from lark_operator.models import LarkAppSpec
 from lark_operator.openplatform import ErrorKind
@@ -53,7 +53,7 @@ def write_failure(spec: LarkAppSpec, larkapp_name: str, e: Exception, now: float
 
 
 class TokenSecrets:
-    def __init__(self, kube: KubeClient):
+    def __init__(self, kube: KubeAPI):
         self.kube = kube
         self.store = TokenSecretStore(kube)
 

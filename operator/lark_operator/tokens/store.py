@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lark_operator.kube import KubeClient, KubeError
+from lark_operator.kube import KubeAPI, KubeError
 from lark_operator.models import LarkAppSpec
 from lark_operator.tokens.secret import Claim, claim, claimed_by, drift, merge_secret, refusal
 
@@ -32,7 +32,7 @@ class SecretNotOwned(Exception):
 
 
 class TokenSecretStore:
-    def __init__(self, kube: KubeClient):
+    def __init__(self, kube: KubeAPI):
         self.kube = kube
 
     async def write(

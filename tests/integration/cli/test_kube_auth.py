@@ -18,10 +18,10 @@ import yaml
 
 from lark_operator.kube import KubeClient, KubeError, auth, loader
 from lark_operator.kube.auth import Auth, Credential, Tls
+from tests.helpers.clock import Clock
 from tests.helpers.kube import Kube
 from tests.helpers.wait import eventually
 from tests.integration.cli.conftest import Cli, stdout
-from tests.unit.fakes import Clock
 
 pytestmark = pytest.mark.integration
 

@@ -11,25 +11,15 @@ from typing import Any
 
 import pytest
 
-from lark_operator.tokens.secret import read_token_secret
 from lark_operator.vocabulary.names import GROUP, PLURAL, VERSION
 from tests.helpers.procs import http_json
-from tests.helpers.wait import eventually
+from tests.helpers.wait import always, eventually
 from tests.integration.faults.conftest import TokenWatch, issue_directly
 
 pytestmark = pytest.mark.integration
 
 APP, SECRET = "cli_crash01", "s3cret-crash-value"
 TOKEN_SECRETS = "app.kubernetes.io/managed-by=lark-operator"
-
-
-def _fingerprint_matches(env: Any, name: str) -> bool:
-    """status.token describes exactly the tokens in the Secret (no half-written state)."""
-    obj = env.kube.larkapp(env.ns, name)
-    fp = ((obj.get("status") or {}).get("token") or {}).get("fingerprint")
-    secret = env.kube.secret_obj(env.ns, f"{name}-lark-token")
-    held = read_token_secret(env.kube.api.sanitize_for_serialization(secret) if secret else None)
-    return bool(fp) and held is not None and held.fingerprint() == fp
 
 
 def _health(op: Any) -> dict[str, Any]:
@@ -59,7 +49,7 @@ def test_kill9_mid_refresh_restart_converges(env_factory: Any) -> None:
         )
         recovery = time.monotonic() - restarted
         eventually(
-            lambda: env.ready("app") and _fingerprint_matches(env, "app"),
+            lambda: env.ready("app") and env.status_matches_secret("app"),
             10,
             what="status matches the Secret",
         )
@@ -114,7 +104,7 @@ def test_kill9_mid_status_write_restart_converges(env_factory: Any) -> None:
     assert len(tokens) == 1 and tokens <= current, "every Secret holds the one valid token"
     fps = set()
     for i in range(n):
-        assert _fingerprint_matches(env, f"app-{i:03d}")
+        assert env.status_matches_secret(f"app-{i:03d}")
         fps.add(env.kube.larkapp(env.ns, f"app-{i:03d}")["status"]["token"]["fingerprint"])
     assert len(fps) == 1, "every status describes that same token"
     # One call by the first operator; at most one more (shared by all) after the restart.
@@ -136,7 +126,7 @@ def test_restart_with_seconds_left_refreshes_at_once(env_factory: Any) -> None:
     env.larkapp("app", APP)
     with TokenWatch(env, "app", APP) as watch:
         eventually(lambda: env.token("app") == first, 20, interval=0.1, what="aged token stored")
-        eventually(lambda: _fingerprint_matches(env, "app"), 5, interval=0.1)
+        eventually(lambda: env.status_matches_secret("app"), 5, interval=0.1)
         env.op.kill()
         expires = watch.expiry[first]
         time.sleep(max(0.0, expires - time.time() - 12))  # start-up takes a few seconds
@@ -148,7 +138,7 @@ def test_restart_with_seconds_left_refreshes_at_once(env_factory: Any) -> None:
         recovery = time.monotonic() - restarted
         after_healthy = time.monotonic() - healthy
         left_at_refresh = expires - time.time()
-        time.sleep(1)
+        always(lambda: not watch.bad, 1, what="only valid tokens served after the refresh")
     print(
         f"\nrestart with {left_at_start:.1f}s left: refreshed {recovery:.1f}s after the restart"
         f" began ({after_healthy:.1f}s after /health), {left_at_refresh:.1f}s before expiry"

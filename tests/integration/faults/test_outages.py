@@ -5,6 +5,7 @@ within one retry once the dependency is back; recovery times are printed."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -13,13 +14,21 @@ import pytest
 from lark_devenv.controlplane import ControlPlane
 from lark_operator.vocabulary.hints import hint_for
 from tests.helpers.procs import http_json
-from tests.helpers.wait import eventually
+from tests.helpers.wait import always, eventually
 from tests.integration.faults.conftest import TokenWatch, issue_directly
 
 pytestmark = pytest.mark.integration
 
 APP, SECRET = "cli_outage01", "s3cret-outage-value"
 RETRY_BASE = 5.0  # the operator's default first retry delay (LARK_OPERATOR_RETRY_BASE_SECONDS)
+NEXT_TRY = re.compile(r"next try in ([0-9.]+)s")
+
+
+def _planned_delays(op: Any, since: float = 0.0) -> list[float]:
+    """The wait before the next try that each failed refresh logged (the operator's own
+    schedule: exact, however loaded the machine), for failures at or after `since`."""
+    entries = [e for e in op.log_entries("refresh failed (") if e["at"] >= since]
+    return [float(m.group(1)) for e in entries if (m := NEXT_TRY.search(e["message"]))]
 
 
 def _health(op: Any) -> dict[str, Any]:
@@ -106,6 +115,7 @@ def test_emulator_down_longer_than_a_refresh_period(
         assert env.token("app") == good, "the last good token stays"
         time.sleep(max(0.0, down_at + 25 - time.monotonic()))
         failures = env.kube.larkapp(env.ns, "app")["status"].get("consecutiveFailures", 0)
+        delays = _planned_delays(op)
         env.emu = restart_emulator(env, {APP: SECRET}, token_ttl=70, reissue_window=65)
         back_at = time.monotonic()
         eventually(lambda: env.token("app") != good, cap + 10, interval=0.2, what="renewed")
@@ -118,6 +128,7 @@ def test_emulator_down_longer_than_a_refresh_period(
     assert not watch.bad, watch.bad[:3]
     assert renewed_after <= cap + 2, renewed_after
     assert 2 <= failures <= 12, failures  # retried, with backoff (at most every 6 s here)
+    assert delays and max(delays) <= cap + 0.1, delays
     assert _health(op).get("status") == "healthy"
 
 
@@ -130,7 +141,7 @@ def test_after_expiry_tries_stay_cap_apart_and_recover_within_one(
     the platform came back). Scaled: ttl 30 s, cap 3 s, retry cap 60 s."""
     cap = 3
     env = env_factory({APP: SECRET}, token_ttl=30, reissue_window=29, start=False)
-    env.start_operator(
+    op = env.start_operator(
         env={
             "LARK_OPERATOR_NEAR_EXPIRY_RETRY_CAP_SECONDS": str(cap),
             "LARK_OPERATOR_RETRY_CAP_SECONDS": "60",
@@ -152,16 +163,20 @@ def test_after_expiry_tries_stay_cap_apart_and_recover_within_one(
         st = env.kube.larkapp(env.ns, "app").get("status") or {}
         return int(st.get("consecutiveFailures") or 0)
 
-    at_expiry, t0 = failures(), time.monotonic()
-    time.sleep(24)  # a window, then a bound on attempts in it: at most `cap` s apart
+    # Five tries after expiry (in 24 s at most `cap` s apart, at least 24 / cap - 3 of them),
+    # each planning the next within the cap: measured on the operator's own schedule.
+    at_expiry, t0, since = failures(), time.monotonic(), time.time()
+    eventually(lambda: failures() - at_expiry >= 5, 30, interval=0.5, what="five tries")
     after = failures() - at_expiry
     elapsed = time.monotonic() - t0
+    delays = _planned_delays(op, since)
     env.emu = restart_emulator(env, {APP: SECRET}, token_ttl=30, reissue_window=29)
     back = time.monotonic()
     eventually(lambda: env.ready("app"), cap + 8, interval=0.2, what="renewed")
     recovered = time.monotonic() - back
     print(f"\n{after} tries in the {elapsed:.0f}s after expiry; recovered in {recovered:.1f}s")
-    assert after >= elapsed / cap - 3, after
+    assert after >= 5, after
+    assert delays and max(delays) <= cap + 0.1, delays  # never the 60 s retry cap
     assert recovered <= cap + 4, recovered
 
 
@@ -183,13 +198,25 @@ def test_unresolvable_base_url_is_upstream_unavailable_with_backoff(env_factory:
     assert "Traceback" not in st["lastError"]["message"]
     cred = env.kube.condition(env.ns, "app", "CredentialsValid")
     assert cred and cred["status"] == "Unknown" and cred["reason"] == "UpstreamUnavailable"
-    time.sleep(15)
-    failures = env.kube.larkapp(env.ns, "app")["status"]["consecutiveFailures"]
+
+    def attempts() -> int:
+        return int(env.kube.larkapp(env.ns, "app")["status"]["consecutiveFailures"])
+
+    # Exponential backoff with full jitter from 5 s: retried, but a handful of attempts in
+    # the first ~15 s, not a hot loop (the window fails the moment there are more).
+    eventually(lambda: attempts() >= 2, 30, what="a retry")
+    always(
+        lambda: attempts() <= 8,
+        max(0.0, 15 - (time.monotonic() - t0)),
+        interval=0.5,
+        what="at most 8 attempts in ~15 s",
+    )
+    failures = attempts()
     print(
         f"\nunresolvable base URL: {failures} attempts in the first ~{time.monotonic() - t0:.0f}s"
     )
-    # Exponential backoff with full jitter from 5 s: a handful of attempts, not a hot loop.
     assert 2 <= failures <= 8, failures
+    assert min(_planned_delays(op)) >= 1.0, "never retried at once"
     assert "next try in" in op.logs()
     assert op.alive() and _health(op).get("status") == "healthy"
     assert env.emu.token_calls(APP) == 0

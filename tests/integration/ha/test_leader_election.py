@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import re
 import time
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from tests.helpers.token_watch import TokenWatch
-from tests.helpers.wait import eventually
+from tests.helpers.wait import always, eventually
 from tests.integration.ha.conftest import (
     LEASE,
     SIGTERM,
@@ -39,11 +38,9 @@ KILL_TAKEOVER_MAX = LEASE_DURATION + RETRY_PERIOD * 1.2 + 8.0
 
 
 def _log_time(op: Any, text: str) -> float:
-    for line in op.logs().splitlines():
-        if text in line:
-            ts = json.loads(line)["timestamp"]
-            return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    raise AssertionError(f"{text!r} not logged")
+    entries = op.log_entries(text)
+    assert entries, f"{text!r} not logged"
+    return float(entries[0]["at"])
 
 
 def test_only_the_lease_holder_acts(env_factory: Any) -> None:
@@ -58,10 +55,15 @@ def test_only_the_lease_holder_acts(env_factory: Any) -> None:
         env.larkapp(f"app{i}", app_id, secret_name=f"s{i}")
     for i in range(len(apps)):
         eventually(lambda i=i: env.ready(f"app{i}"), 30, what=f"app{i} Ready")
-    time.sleep(3)  # time for a standby that wrongly acts to show itself
-
-    for app_id in apps:
-        assert env.emu.token_calls(app_id) == 1, app_id
+    # Over a window, time for a standby that wrongly acts to show itself.
+    always(
+        lambda: (
+            all(env.emu.token_calls(app_id) == 1 for app_id in apps)
+            and health(b).get("role") == "standby"
+        ),
+        3,
+        what="one upstream call per app, b standing by",
+    )
     ha = health(a)
     me = ha["leaderElection"]["identity"]
     assert ha["controller"]["larkapps"] == len(apps) and ha["controller"]["scheduler"] == "running"
@@ -105,8 +107,11 @@ def test_a_leader_that_loses_the_lease_exits_and_a_release_hands_over(env_factor
     assert code is not None and code != 0
     assert gone_after <= 1.0 * 1.2 + 2.0, gone_after  # its next renewal, not the deadline
     assert "leader Lease lost" in a.logs()
-    time.sleep(3)
-    assert health(b)["role"] == "standby", "a live Lease of another holder keeps b out"
+    always(
+        lambda: health(b).get("role") == "standby",
+        3,
+        what="a live Lease of another holder keeps b out",
+    )
 
     obj = api.read_namespaced_lease(LEASE, env.ns)
     obj.spec.holder_identity = ""
@@ -120,9 +125,11 @@ def test_a_leader_that_loses_the_lease_exits_and_a_release_hands_over(env_factor
     assert (
         lease(env.kube, env.ns)["spec"]["holderIdentity"] == health(b)["leaderElection"]["identity"]
     )
-    time.sleep(1)
-    assert env.token("app") == good
-    assert env.emu.token_calls(APP) == 1, "the new leader resumes; it fetches nothing valid"
+    always(
+        lambda: env.token("app") == good and env.emu.token_calls(APP) == 1,
+        3,
+        what="the new leader resumes; it fetches nothing valid",
+    )
 
 
 def test_handover_on_sigterm_then_kill_no_lapse_no_double_refresh(env_factory: Any) -> None:
@@ -150,7 +157,7 @@ def test_handover_on_sigterm_then_kill_no_lapse_no_double_refresh(env_factory: A
         c = env.start_operator(extra=elect_args(env.ns))
         n = len(seen)
         eventually(lambda: len(seen) > n, 30, interval=0.2, what="a refresh by b")
-        time.sleep(1)  # the status write that follows the Secret's
+        eventually(lambda: env.status_matches_secret("app"), 10, what="b's status write")
 
         # 2. Crash: kill -9 the leader right after a refresh; c waits out the Lease.
         killed = time.monotonic()
@@ -159,7 +166,7 @@ def test_handover_on_sigterm_then_kill_no_lapse_no_double_refresh(env_factory: A
         kill_takeover = time.monotonic() - killed
         n = len(seen)
         eventually(lambda: len(seen) > n, 30, interval=0.2, what="a refresh by c")
-        time.sleep(1)
+        eventually(lambda: env.status_matches_secret("app"), 10, what="c's status write")
     finally:
         watch.stop()
     print(

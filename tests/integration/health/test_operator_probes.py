@@ -3,14 +3,17 @@ RabbitMQ for LarkApps and reports through conditions, status.probes, Events and 
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from typing import Any
 
 import pytest
 
+from lark_operator.probes.postgres import APPLICATION_NAME
+from tests.fixtures.servers import connection_times
 from tests.helpers.env import Env
-from tests.helpers.wait import eventually
+from tests.helpers.wait import always, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +105,7 @@ def test_server_stopped_and_restarted_gives_one_event_each_way(
     )
     eventually(lambda: env.ready("app"), 40)
 
-    for server, ctype in ((pg, "PostgresHealthy"), (rd, "RedisHealthy")):
+    for server, ctype, dep in ((pg, "PostgresHealthy", "postgres"), (rd, "RedisHealthy", "redis")):
         server.stop()
         t0 = time.monotonic()
         eventually(
@@ -115,7 +118,16 @@ def test_server_stopped_and_restarted_gives_one_event_each_way(
         assert obj["status"]["phase"] == "Degraded"  # the token is still good
         ready = _cond(env, "app", "Ready")
         assert ready["reason"] == "Unreachable" and "Hint:" in ready["message"]
-        time.sleep(11)  # two more failing probes: still one Event
+        # Two more failing probes (still one Event, counted at the end).
+        failed = env.op.metric("lark_service_probes_total", dependency=dep, reason="Unreachable")
+        eventually(
+            lambda dep=dep, failed=failed: (
+                env.op.metric("lark_service_probes_total", dependency=dep, reason="Unreachable")
+                >= failed + 2
+            ),
+            20,
+            what=f"two more failing {dep} probes",
+        )
         server.start()
         eventually(lambda ctype=ctype: _cond(env, "app", ctype).get("status") == "True", 15)
     eventually(lambda: env.ready("app"), 15)
@@ -298,12 +310,18 @@ def test_fifty_larkapps_sharing_a_postgres_make_one_probe_per_interval(
         60,
         interval=1,
     )
-    count = lambda: pg.log_text().count("application_name=lark-operator-probe")  # noqa: E731
-    c0, t0 = count(), time.monotonic()
-    time.sleep(21)
-    probes = count() - c0
-    intervals = (time.monotonic() - t0) / 5
-    assert intervals - 1 <= probes <= intervals + 1, (probes, intervals)
+    c0 = len(connection_times(pg, APPLICATION_NAME))
+    # Four more probes, however long the machine takes; the gaps between them (the server's
+    # own log times) say one probe per 5 s interval, not one per LarkApp.
+    eventually(
+        lambda: len(connection_times(pg, APPLICATION_NAME)) >= c0 + 4,
+        45,
+        interval=1,
+        what="four more probes",
+    )
+    times = connection_times(pg, APPLICATION_NAME)[c0 - 1 :]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert all(4.0 <= gap <= 5 + 3 for gap in gaps), gaps
 
 
 def test_unchanged_health_writes_no_status_while_metrics_move(
@@ -313,18 +331,22 @@ def test_unchanged_health_writes_no_status_while_metrics_move(
     _dep_secret(env, "deps", {"url": redis_server.url})
     env.larkapp("app", APP, probes=_probe_spec(redis={"urlSecretRef": {"name": "deps"}}))
     eventually(lambda: env.ready("app"), 30)
-    time.sleep(6)  # let the first probe's write settle
-    rv0 = env.kube.larkapp(env.ns, "app")["metadata"]["resourceVersion"]
 
     def probes_run() -> float:
-        m = re.search(
-            r'lark_service_probes_total\{dependency="redis",reason="Healthy"\} '
-            r"([0-9.]+)",
-            env.op.metrics(),
-        )
-        return float(m.group(1)) if m else 0.0
+        return env.op.metric("lark_service_probes_total", dependency="redis", reason="Healthy")
 
+    def resource_version() -> str:
+        return str(env.kube.larkapp(env.ns, "app")["metadata"]["resourceVersion"])
+
+    ran = probes_run()  # let the first probe's write settle: one more probe after Ready
+    eventually(lambda: probes_run() > ran, 15, what="a probe after Ready")
+    rv0 = resource_version()
     n0 = probes_run()
-    time.sleep(26)  # five more probe cycles at interval 5s
+    always(
+        lambda: resource_version() == rv0,
+        45,
+        interval=0.5,
+        what="no status write while health is unchanged",
+        until=lambda: probes_run() - n0 >= 5,  # five more probe cycles at interval 5s
+    )
     assert probes_run() - n0 >= 4
-    assert env.kube.larkapp(env.ns, "app")["metadata"]["resourceVersion"] == rv0

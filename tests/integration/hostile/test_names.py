@@ -71,14 +71,6 @@ def test_longest_names(env_factory: Any) -> None:
 
     assert label_value(n253) != label_value(long_name(253, "x253")[:-1] + "y")
     env.kube.delete_larkapp(env.ns, n253)
-
-    def gone() -> bool:
-        try:
-            env.kube.larkapp(env.ns, n253)
-        except Exception:
-            return True
-        return False
-
-    eventually(gone, 20, what="finalizer released")
+    eventually(lambda: env.kube.larkapp_gone(env.ns, n253), 20, what="finalizer released")
     eventually(lambda: env.kube.secret_obj(env.ns, "x253-token") is None, 10)
     assert env.ready(n242)

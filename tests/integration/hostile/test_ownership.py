@@ -11,14 +11,13 @@ way in is consent from someone who may write the Secret: larkservice.io/adopt: "
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.helpers.env import Env
-from tests.helpers.wait import eventually
+from tests.helpers.wait import always, eventually
 from tests.integration.hostile.conftest import reason
 
 pytestmark = pytest.mark.integration
@@ -48,21 +47,13 @@ def _put_foreign(env: Env, name: str, **meta: Any) -> None:
 
 
 def _stays(env: Env, name: str, snapshot: Any, seconds: float) -> None:
-    """A negative check over a window: the Secret is exactly as it was throughout."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert _snapshot(env, name) == snapshot, f"Secret {name} was changed or deleted"
-        time.sleep(0.5)
-
-
-def _gone(env: Env, name: str) -> bool:
-    try:
-        env.kube.larkapp(env.ns, name)
-    except client.exceptions.ApiException as e:
-        if e.status == 404:
-            return True
-        raise
-    return False
+    """The Secret is exactly as it was throughout a window."""
+    always(
+        lambda: _snapshot(env, name) == snapshot,
+        seconds,
+        interval=0.5,
+        what=f"Secret {name} neither changed nor deleted",
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,7 +81,7 @@ def test_an_unrelated_secret_is_never_written_taken_over_or_deleted(
     _stays(env, "db-password", before, 4)
 
     env.kube.delete_larkapp(env.ns, "attacker")
-    eventually(lambda: _gone(env, "attacker"), 20, what="LarkApp gone")
+    eventually(lambda: env.kube.larkapp_gone(env.ns, "attacker"), 20, what="LarkApp gone")
     _stays(env, "db-password", before, 4)
     assert "left alone" in env.op.logs()
 

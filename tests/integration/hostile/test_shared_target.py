@@ -11,13 +11,12 @@ overwrote the first one's token on every refresh.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from tests.helpers.env import Env
-from tests.helpers.wait import eventually
+from tests.helpers.wait import always, eventually
 from tests.integration.hostile.conftest import last_error, reason
 
 pytestmark = pytest.mark.integration
@@ -68,8 +67,11 @@ def test_the_first_larkapp_keeps_the_secret_the_others_are_told_why(
     holder, token = _holder(env, "shared-token")
     assert holder == names[0] and token in _issued(env, "cli_share0")
     rv = env.kube.secret_obj(env.ns, "shared-token").metadata.resource_version
-    time.sleep(4)
-    assert env.kube.secret_obj(env.ns, "shared-token").metadata.resource_version == rv
+    always(
+        lambda: env.kube.secret_obj(env.ns, "shared-token").metadata.resource_version == rv,
+        4,
+        what="the shared Secret left alone",
+    )
     assert env.ready(names[0])
     for i in (1, 2, 3):
         st = env.kube.larkapp(env.ns, names[i])["status"]
@@ -85,7 +87,7 @@ def test_the_first_larkapp_keeps_the_secret_the_others_are_told_why(
 
     # Deleting a refused LarkApp (deletionPolicy Delete) leaves the holder's Secret alone.
     env.kube.delete_larkapp(env.ns, names[3])
-    eventually(lambda: not _exists(env, names[3]), 20, what="claimant-3 gone")
+    eventually(lambda: env.kube.larkapp_gone(env.ns, names[3]), 20, what="claimant-3 gone")
     assert _holder(env, "shared-token")[0] == names[0]
     assert env.ready(names[0])
 
@@ -134,11 +136,3 @@ def test_a_secret_controlled_by_something_else_is_not_taken(env_factory: Any) ->
         what="refused: controlled by the ConfigMap",
     )
     assert env.kube.secret(env.ns, "taken") == {"theirs": "their-data"}
-
-
-def _exists(env: Env, name: str) -> bool:
-    try:
-        env.kube.larkapp(env.ns, name)
-    except Exception:
-        return False
-    return True

@@ -30,9 +30,9 @@ import pytest
 import yaml
 
 from tests.fixtures import procs
+from tests.helpers import dashboard as dash
 from tests.helpers.wait import eventually
 from tests.integration.observability.prometheus import Prometheus
-from tests.unit.observability import dashboard as dash
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

@@ -1,4 +1,5 @@
-"""Polling a probe until it reports a reason, for findings that take a moment to show."""
+"""Waiting inside the probe tests' own event loop: for a probe to report a reason (findings
+that take a moment to show), or for any condition, up to a deadline."""
 
 from __future__ import annotations
 
@@ -20,3 +21,12 @@ async def until(
         if res.reason == reason or time.monotonic() > deadline:
             return res
         await asyncio.sleep(0.2)
+
+
+async def eventually(check: Callable[[], object], seconds: float, what: str) -> None:
+    """Return as soon as `check()` is truthy; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        await asyncio.sleep(0.05)

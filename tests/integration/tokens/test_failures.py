@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from lark_operator.vocabulary.hints import hint_for
-from tests.helpers.wait import eventually
+from tests.helpers.wait import always, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,24 @@ def test_every_error_code_ends_in_its_reason_hint_and_retry_behaviour(env_factor
         return True
 
     eventually(settled, 60, interval=0.5, what="every LarkApp reporting its reason")
-    time.sleep(max(0.0, 15 - (time.monotonic() - t0)))  # let retries (or their absence) show
+
+    def calls(code: int) -> int:
+        return env.emu.token_calls(f"cli_code{code}")
+
+    # Retries (or their absence) show: no configuration error is tried again in the first
+    # 15 s, and every other code is retried, with backoff, within about that.
+    always(
+        lambda: all(calls(c) == 1 for c, (_, _, retried) in CODES.items() if not retried),
+        max(0.0, 15 - (time.monotonic() - t0)),
+        interval=0.5,
+        what="configuration errors not retried",
+    )
+    eventually(
+        lambda: all(calls(c) >= 2 for c, (_, _, retried) in CODES.items() if retried),
+        20,
+        interval=0.5,
+        what="every other code retried",
+    )
 
     for code, (reason, cred_status, retried) in CODES.items():
         name = f"code-{code}"
@@ -75,11 +92,11 @@ def test_every_error_code_ends_in_its_reason_hint_and_retry_behaviour(env_factor
         assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == reason
         assert hint_for(reason) in conds["Ready"]["message"]
         assert st["phase"] == "Failed"
-        calls = env.emu.token_calls(f"cli_code{code}")
+        n = calls(code)
         if retried:
-            assert 2 <= calls <= 40, f"{code}: expected retries with backoff, got {calls} calls"
+            assert 2 <= n <= 40, f"{code}: expected retries with backoff, got {n} calls"
         else:
-            assert calls == 1, f"{code}: configuration errors must not be retried soon ({calls})"
+            assert n == 1, f"{code}: configuration errors must not be retried soon ({n})"
     reasons = env.kube.event_reasons(env.ns, "code-10014")
     assert "CredentialsInvalid" in reasons
 
@@ -208,8 +225,7 @@ def test_wrong_secret_then_rotated_to_the_right_one(env_factory: Any) -> None:
         20,
     )
     calls = env.emu.token_calls(APP)
-    time.sleep(5)
-    assert env.emu.token_calls(APP) == calls, "no hot loop on invalid credentials"
+    always(lambda: env.emu.token_calls(APP) == calls, 5, what="no hot loop on invalid credentials")
     env.app_secret("lark-secret", SECRET)
     eventually(lambda: env.ready("app"), 10, what="retry as soon as the Secret changes")
     reasons = env.kube.event_reasons(env.ns, "app")

@@ -12,7 +12,7 @@ import pytest
 
 from lark_operator.tokens.secret import fingerprint
 from tests.helpers.token_watch import TokenWatch
-from tests.helpers.wait import eventually
+from tests.helpers.wait import always, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -122,8 +122,7 @@ def test_restart_reissues_nothing_still_valid(env_factory: Any) -> None:
     op = env.start_operator()
     # Give the new operator time to see the object and (wrongly) refresh it.
     eventually(lambda: '"resumed: token in Secret still valid' in op.logs(), 20)
-    time.sleep(2)
-    assert env.emu.token_calls(APP) == before_calls
+    always(lambda: env.emu.token_calls(APP) == before_calls, 2, what="no refresh of a valid token")
     after = env.kube.larkapp(env.ns, "app")
     assert after["status"]["token"] == before["status"]["token"]
 
@@ -159,24 +158,21 @@ def test_deletion_policy(env_factory: Any, policy: str) -> None:
     # Retain must cut the owner reference before the object goes: our finalizer holds it.
     assert finalizers == (["larkservice.io/finalizer"] if policy == "Retain" else [])
     env.kube.delete_larkapp(env.ns, "app")
-
-    def gone() -> bool:
-        try:
-            env.kube.larkapp(env.ns, "app")
-            return False
-        except Exception:
-            return True
-
-    eventually(gone, 20, what="LarkApp deleted (finalizer removed)")
+    eventually(
+        lambda: env.kube.larkapp_gone(env.ns, "app"), 20, what="LarkApp deleted (finalizer removed)"
+    )
     if policy == "Delete":
         # no finalizer on Owner+Delete: the Secret goes right after the LarkApp (here the
         # operator deletes it; in a cluster with a controller-manager, the GC does too)
         eventually(lambda: env.kube.secret_obj(env.ns, "app-lark-token") is None, 10)
     else:
-        time.sleep(2)  # give a wrong deletion the time to happen
-        secret = env.kube.secret_obj(env.ns, "app-lark-token")
-        assert secret is not None
-        assert not secret.metadata.owner_references
+
+        def kept_and_released() -> bool:
+            secret = env.kube.secret_obj(env.ns, "app-lark-token")
+            assert secret is not None, "a Retain token Secret was deleted"
+            return not secret.metadata.owner_references
+
+        always(kept_and_released, 2, what="the Secret kept, with no owner reference")
 
 
 def test_forced_refresh_by_annotation(env_factory: Any) -> None:
@@ -205,8 +201,8 @@ def test_suspend_stops_upstream_calls(env_factory: Any) -> None:
     env.kube.patch_larkapp(env.ns, "app", {"spec": {"suspend": True}})
     eventually(lambda: env.kube.larkapp(env.ns, "app")["status"]["phase"] == "Suspended", 15)
     calls = env.emu.token_calls(APP)
-    time.sleep(12)  # past the ~10 s refresh point of a 70 s token
-    assert env.emu.token_calls(APP) == calls
+    # over a window past the ~10 s refresh point of a 70 s token
+    always(lambda: env.emu.token_calls(APP) == calls, 12, what="no upstream call while suspended")
     token = env.token("app")
     assert token, "suspend keeps what exists"
 

@@ -12,16 +12,9 @@ import pytest
 
 from lark_operator.emulator import EmulatorHandle, running_emulator
 from lark_operator.emulator.state import APP_PATH, BOT_INFO_PATH, TENANT_PATH
+from tests.helpers.clock import Clock
 
 APPS = {"cli_a": "secret-a", "cli_b": "secret-b"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -10,13 +10,7 @@ from lark_operator.emulator.state import (
     EmulatorState,
     Fault,
 )
-
-
-class Clock:
-    now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.clock import Clock
 
 
 def make(**kw: float) -> tuple[EmulatorState, Clock]:

@@ -19,7 +19,7 @@ from lark_operator.kube.auth import (
     Tls,
     token_file,
 )
-from tests.unit.fakes import Clock
+from tests.helpers.clock import Clock
 from tests.unit.kube.conftest import Pem
 
 

@@ -19,7 +19,7 @@ from lark_operator.kube.auth import (
     Tls,
 )
 from lark_operator.kube.kubeconfig import Kubeconfig
-from tests.unit.fakes import Clock
+from tests.helpers.clock import Clock
 from tests.unit.kube.conftest import FakePlugin, write_kubeconfig
 
 EXPIRY = dt.datetime(2027, 1, 15, 8, 0, tzinfo=dt.UTC)

@@ -11,7 +11,7 @@ import pytest
 from lark_operator.kube.auth import RENEWAL_RETRY_SECONDS, AuthError
 from lark_operator.kube.exec_plugin import Plugin
 from lark_operator.kube.kubeconfig import Kubeconfig
-from tests.unit.fakes import Clock
+from tests.helpers.clock import Clock
 from tests.unit.kube.conftest import FakePlugin, Pem, write_kubeconfig
 
 EXPIRY = dt.datetime(2027, 1, 15, 8, 0, tzinfo=dt.UTC)

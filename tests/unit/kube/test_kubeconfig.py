@@ -12,7 +12,7 @@ import yaml
 from lark_operator.kube.auth import TOKEN_FILE_REREAD_SECONDS, AuthError
 from lark_operator.kube.kubeconfig import Kubeconfig
 from lark_operator.kube.loader import load_auth
-from tests.unit.fakes import Clock
+from tests.helpers.clock import Clock
 from tests.unit.kube.conftest import Pem, write_kubeconfig
 
 

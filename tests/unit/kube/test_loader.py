@@ -10,7 +10,7 @@ import pytest
 from lark_operator.kube import loader
 from lark_operator.kube.auth import TOKEN_FILE_REREAD_SECONDS, AuthError
 from lark_operator.kube.loader import in_cluster, load_auth
-from tests.unit.fakes import Clock
+from tests.helpers.clock import Clock
 from tests.unit.kube.conftest import Pem, write_kubeconfig
 
 

@@ -8,21 +8,22 @@ import pytest
 
 from lark_operator.emulator import EmulatorHandle
 from lark_operator.openplatform import OpenPlatformClient
-from tests.unit.openplatform.emulated import FakeClock, client_for, emulator
+from tests.helpers.clock import Clock
+from tests.unit.openplatform.emulated import client_for, emulator
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
-async def emu(clock: FakeClock) -> AsyncIterator[EmulatorHandle]:
+async def emu(clock: Clock) -> AsyncIterator[EmulatorHandle]:
     async with emulator(clock) as h:
         yield h
 
 
 @pytest.fixture
-async def client(clock: FakeClock) -> AsyncIterator[OpenPlatformClient]:
+async def client(clock: Clock) -> AsyncIterator[OpenPlatformClient]:
     async with client_for(clock) as c:
         yield c

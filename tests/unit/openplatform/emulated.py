@@ -4,7 +4,6 @@ instead of waiting. The fixtures built on these are in conftest.py."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,24 +11,11 @@ from typing import Any
 from lark_operator import metrics
 from lark_operator.emulator import EmulatorHandle, running_emulator
 from lark_operator.openplatform import TOKEN_PATHS, OpenPlatformClient
+from tests.helpers.clock import Clock
 
 APP, SECRET = "cli_alpha", "alpha-secret-value"
 OTHER, OTHER_SECRET = "cli_beta", "beta-secret-value"
 TENANT = TOKEN_PATHS["tenant"]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 def sample(name: str, **labels: str) -> float:
@@ -37,13 +23,13 @@ def sample(name: str, **labels: str) -> float:
 
 
 @asynccontextmanager
-async def emulator(clock: FakeClock, **kw: Any) -> AsyncIterator[EmulatorHandle]:
+async def emulator(clock: Clock, **kw: Any) -> AsyncIterator[EmulatorHandle]:
     async with running_emulator({APP: SECRET, OTHER: OTHER_SECRET}, clock=clock, **kw) as h:
         yield h
 
 
 @asynccontextmanager
-async def client_for(clock: FakeClock, **kw: Any) -> AsyncIterator[OpenPlatformClient]:
+async def client_for(clock: Clock, **kw: Any) -> AsyncIterator[OpenPlatformClient]:
     options: dict[str, Any] = {"backoff_base": 0.05, "read_timeout": 2.0, "rng": lambda: 0.5}
     options.update(kw)
     async with OpenPlatformClient(clock=clock, sleep=clock.sleep, **options) as c:

@@ -9,12 +9,12 @@ import pytest
 
 from lark_operator.emulator import EmulatorHandle
 from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError
+from tests.helpers.clock import Clock
 from tests.unit.openplatform.emulated import (
     APP,
     OTHER,
     OTHER_SECRET,
     SECRET,
-    FakeClock,
     sample,
 )
 
@@ -44,7 +44,7 @@ async def test_failure_reaches_every_joiner(
 
 
 async def test_cache_serves_while_min_valid_for_holds(
-    emu: EmulatorHandle, client: OpenPlatformClient, clock: FakeClock
+    emu: EmulatorHandle, client: OpenPlatformClient, clock: Clock
 ) -> None:
     first = await client.get_token(emu.base_url, APP, SECRET, "tenant")
     hits = sample("lark_service_token_cache_hits_total")
@@ -59,7 +59,7 @@ async def test_cache_serves_while_min_valid_for_holds(
 
 
 async def test_expired_cached_token_is_not_served(
-    emu: EmulatorHandle, client: OpenPlatformClient, clock: FakeClock
+    emu: EmulatorHandle, client: OpenPlatformClient, clock: Clock
 ) -> None:
     await client.get_token(emu.base_url, APP, SECRET, "tenant")
     clock.now += 7201

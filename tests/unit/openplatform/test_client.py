@@ -13,10 +13,10 @@ from lark_operator.openplatform import (
     OpenPlatformClient,
     OpenPlatformError,
 )
+from tests.helpers.clock import Clock
 from tests.unit.openplatform.emulated import (
     APP,
     SECRET,
-    FakeClock,
     client_for,
     current,
     emulator,
@@ -28,7 +28,7 @@ from tests.unit.openplatform.emulated import (
 
 @pytest.mark.parametrize("kind", ["tenant", "app"])
 async def test_gets_each_token_type(
-    emu: EmulatorHandle, client: OpenPlatformClient, clock: FakeClock, kind: str
+    emu: EmulatorHandle, client: OpenPlatformClient, clock: Clock, kind: str
 ) -> None:
     calls_before = sample("lark_service_api_calls_total", endpoint=TOKEN_PATHS[kind], code="0")
     token = await client.get_token(emu.base_url, APP, SECRET, kind)
@@ -41,7 +41,7 @@ async def test_gets_each_token_type(
     assert after == calls_before + 1
 
 
-async def test_expiry_comes_from_expire_not_7200(clock: FakeClock) -> None:
+async def test_expiry_comes_from_expire_not_7200(clock: Clock) -> None:
     async with emulator(clock, token_ttl=100, reissue_window=30) as emu, client_for(clock) as c:
         first = await c.get_token(emu.base_url, APP, SECRET, "tenant")
         assert first.expires_at == clock.now + 100
@@ -53,7 +53,7 @@ async def test_expiry_comes_from_expire_not_7200(clock: FakeClock) -> None:
 
 
 async def test_reissue_rule_and_old_token_stays_valid(
-    emu: EmulatorHandle, client: OpenPlatformClient, clock: FakeClock
+    emu: EmulatorHandle, client: OpenPlatformClient, clock: Clock
 ) -> None:
     first = await client.get_token(emu.base_url, APP, SECRET, "tenant")
     clock.now += 7200 - 1800  # exactly 30 minutes left: still the same token

@@ -7,6 +7,7 @@ import pytest
 
 from lark_operator.openplatform import ErrorKind, OpenPlatformError, classify
 from lark_operator.vocabulary.hints import HINTS, hint_for
+from lark_operator.vocabulary.reasons import Reason as R
 
 K = ErrorKind
 
@@ -84,7 +85,7 @@ def test_error_attributes_and_message() -> None:
         msg="app secret invalid",
     )
     assert (err.kind, err.reason, err.retryable) == (K.CREDENTIALS, "InvalidCredentials", False)
-    assert hint_for(err.reason) == HINTS["InvalidCredentials"]
+    assert hint_for(err.reason) == HINTS[R.INVALID_CREDENTIALS]
     assert "10014" in str(err) and "app secret invalid" in str(err)
     assert err.endpoint in str(err)
     assert err.code_label == "10014"
@@ -96,7 +97,7 @@ def test_rate_limit_error_carries_retry_after() -> None:
         endpoint="/x", code=99991400, http_status=429, msg="limit", retry_after=7.0
     )
     assert err.retry_after == 7.0 and "retry after 7s" in str(err)
-    assert hint_for(err.reason) == HINTS["RateLimited"]
+    assert hint_for(err.reason) == HINTS[R.RATE_LIMITED]
 
 
 @pytest.mark.parametrize(
@@ -117,4 +118,4 @@ def test_code_label(code: int | None, status: int | None, label: str | None, exp
 
 def test_quota_exceeded_has_its_own_hint() -> None:
     err = OpenPlatformError.from_answer(endpoint="/x", code=99991403, http_status=200, msg="")
-    assert err.reason == "QuotaExceeded" and hint_for(err.reason) == HINTS["QuotaExceeded"]
+    assert err.reason == "QuotaExceeded" and hint_for(err.reason) == HINTS[R.QUOTA_EXCEEDED]

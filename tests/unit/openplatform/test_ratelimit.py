@@ -6,19 +6,7 @@ import pytest
 
 from lark_operator.openplatform import ErrorKind, OpenPlatformError
 from lark_operator.openplatform.ratelimit import TokenBucket, UpstreamBlocks
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.helpers.clock import Clock
 
 
 async def test_burst_passes_then_callers_wait_one_interval_each() -> None:

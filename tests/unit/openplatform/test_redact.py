@@ -16,11 +16,12 @@ from yarl import URL
 from lark_operator.emulator import EmulatorHandle
 from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError
 from lark_operator.openplatform.redact import describe_failure, redact
-from tests.unit.openplatform.emulated import APP, SECRET, TENANT, FakeClock, client_for
+from tests.helpers.clock import Clock
+from tests.unit.openplatform.emulated import APP, SECRET, TENANT, client_for
 
 
 async def test_no_secret_or_token_in_errors_or_logs(
-    emu: EmulatorHandle, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    emu: EmulatorHandle, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     messages: list[str] = []

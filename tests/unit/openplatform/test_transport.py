@@ -4,15 +4,17 @@ final answer, and the last good token kept through all of it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lark_operator.emulator import EmulatorHandle
 from lark_operator.openplatform import ErrorKind, OpenPlatformClient, OpenPlatformError
+from tests.helpers.clock import Clock
 from tests.unit.openplatform.emulated import (
     APP,
     SECRET,
     TENANT,
-    FakeClock,
     client_for,
     current,
     sample,
@@ -23,7 +25,7 @@ from tests.unit.openplatform.emulated import (
 
 @pytest.mark.parametrize("code", [99991400, 99991405])
 async def test_short_ratelimit_reset_is_waited_inside_the_call(
-    emu: EmulatorHandle, client: OpenPlatformClient, clock: FakeClock, code: int
+    emu: EmulatorHandle, client: OpenPlatformClient, clock: Clock, code: int
 ) -> None:
     waits = sample("lark_service_rate_limit_waits_total", source="upstream")
     emu.add_fault(code=code, count=1, ratelimit_reset=3)
@@ -35,7 +37,7 @@ async def test_short_ratelimit_reset_is_waited_inside_the_call(
 
 
 async def test_long_ratelimit_reset_raises_and_later_calls_wait_for_it(
-    emu: EmulatorHandle, client: OpenPlatformClient, clock: FakeClock
+    emu: EmulatorHandle, client: OpenPlatformClient, clock: Clock
 ) -> None:
     emu.add_fault(code=99991400, count=1, ratelimit_reset=60)
     with pytest.raises(OpenPlatformError) as exc:
@@ -59,7 +61,7 @@ async def test_long_ratelimit_reset_raises_and_later_calls_wait_for_it(
     assert emu.calls() == 2
 
 
-async def test_local_bucket_limits_calls_per_second(emu: EmulatorHandle, clock: FakeClock) -> None:
+async def test_local_bucket_limits_calls_per_second(emu: EmulatorHandle, clock: Clock) -> None:
     waits = sample("lark_service_rate_limit_waits_total", source="local")
     async with client_for(clock, rate_per_second=2, burst=1) as c:
         for _ in range(3):
@@ -71,7 +73,7 @@ async def test_local_bucket_limits_calls_per_second(emu: EmulatorHandle, clock: 
 
 # --- failures ------------------------------------------------------------------------------
 
-FAULTS = {
+FAULTS: dict[str, tuple[dict[str, Any], str]] = {
     "5xx": ({"http_status": 503}, "http_503"),
     "5xx-with-code": ({"http_status": 500, "code": 5000}, "5000"),
     "reset": ({"reset": True}, "network"),
@@ -87,7 +89,7 @@ FAULTS = {
 
 @pytest.mark.parametrize("name", list(FAULTS))
 async def test_transient_faults_are_retried_then_upstream_unavailable(
-    emu: EmulatorHandle, clock: FakeClock, name: str
+    emu: EmulatorHandle, clock: Clock, name: str
 ) -> None:
     spec, label = FAULTS[name]
     errors = sample("lark_service_api_errors_total", endpoint=TENANT, code=label)

@@ -7,6 +7,7 @@ import pytest
 from lark_operator.probes import result as r
 from lark_operator.probes.result import Finding, diagnose
 from lark_operator.vocabulary import hints
+from lark_operator.vocabulary.reasons import Reason
 
 
 def test_precedence_tiers() -> None:
@@ -35,7 +36,7 @@ def test_every_reason_has_a_hint() -> None:
         ([r.TIMEOUT, r.ALARM_RAISED], r.TIMEOUT),
     ],
 )
-def test_worst_finding_names_the_reason(reasons: list[str], winner: str) -> None:
+def test_worst_finding_names_the_reason(reasons: list[Reason], winner: Reason) -> None:
     findings = [Finding(reason, f"msg {reason}") for reason in reasons]
     res = diagnose("rabbitmq", findings, latency_ms=1.0, details={"a": 1}, healthy_message="ok")
     assert not res.healthy

@@ -1,9 +1,10 @@
-"""ProbeScheduler with fake probers: sharing, rescheduling, isolation, bounds."""
+"""ProbeScheduler with fake probers: sharing, rescheduling, isolation, bounds. Tests that
+count probes over a span of time run the event loop on the fake clock (`loop_time`): the
+span is exact, however loaded the machine."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from collections.abc import Hashable
 from typing import Any
@@ -14,6 +15,7 @@ from lark_operator import models
 from lark_operator.probes import result as r
 from lark_operator.probes.scheduler import ProbeScheduler, target_key
 from lark_operator.probes.target import ProbeTarget
+from tests.helpers.clock import Clock, loop_time
 
 URL = "postgresql://app:pw@db:5432/app"
 
@@ -56,14 +58,15 @@ def make(prober: FakeProber, **kw: Any) -> ProbeScheduler:
 
 
 async def test_fifty_subscribers_share_one_probe_per_interval() -> None:
-    prober, inbox = FakeProber(), Inbox()
-    sched = make(prober)
-    for i in range(50):
-        sched.subscribe(("ns", f"app{i}"), "postgres", URL, None, 0.3 + i * 0.01, 5, inbox)
-    assert sched.stats()["targets"] == 1
-    await sched.start()
-    await asyncio.sleep(0.75)  # probes at ~0, 0.3, 0.6 (the shortest interval)
-    await sched.stop()
+    prober, inbox, clock = FakeProber(), Inbox(), Clock()
+    with loop_time(clock):
+        sched = make(prober, clock=clock)
+        for i in range(50):
+            sched.subscribe(("ns", f"app{i}"), "postgres", URL, None, 0.3 + i * 0.01, 5, inbox)
+        assert sched.stats()["targets"] == 1
+        await sched.start()
+        await asyncio.sleep(0.75)  # probes at 0, 0.3, 0.6 (the shortest interval)
+        await sched.stop()
     assert prober.calls[URL] == 3
     assert {len(v) for v in inbox.got.values()} == {3}
     assert len(inbox.got) == 50
@@ -117,16 +120,17 @@ async def test_unsubscribe_drops_targets_without_subscribers() -> None:
 
 
 async def test_target_uses_shortest_interval_and_timeout() -> None:
-    prober, inbox = FakeProber(), Inbox()
-    sched = make(prober)
-    sched.subscribe("slow", "postgres", URL, None, 30, 5, inbox)
-    sched.subscribe("fast", "postgres", URL, None, 0.2, 2, inbox)
-    await sched.start()
-    await asyncio.sleep(0.5)
-    sched.unsubscribe("fast")  # back to 30 s: no more probes in this test
-    calls = prober.calls[URL]
-    await asyncio.sleep(0.4)
-    await sched.stop()
+    prober, inbox, clock = FakeProber(), Inbox(), Clock()
+    with loop_time(clock):
+        sched = make(prober, clock=clock)
+        sched.subscribe("slow", "postgres", URL, None, 30, 5, inbox)
+        sched.subscribe("fast", "postgres", URL, None, 0.2, 2, inbox)
+        await sched.start()
+        await asyncio.sleep(0.5)
+        sched.unsubscribe("fast")  # back to 30 s: no more probes in this test
+        calls = prober.calls[URL]
+        await asyncio.sleep(0.4)
+        await sched.stop()
     assert calls >= 2
     assert prober.calls[URL] == calls
     assert prober.targets[0].timeout == 2
@@ -147,14 +151,15 @@ async def test_new_subscriber_gets_the_last_result_at_once() -> None:
 
 async def test_a_hung_target_does_not_delay_another() -> None:
     hung = "postgresql://app:pw@hung:5432/app"
-    prober, inbox = FakeProber({hung: 5}), Inbox()
-    sched = make(prober)
-    sched.subscribe("h", "postgres", hung, None, 0.1, 5, inbox)
-    sched.subscribe("ok", "redis", "redis://cache:6379", None, 0.1, 5, inbox)
-    await sched.start()
-    await asyncio.sleep(0.55)
-    assert sched.stats()["running"] >= 1
-    await sched.stop()
+    prober, inbox, clock = FakeProber({hung: 5}), Inbox(), Clock()
+    with loop_time(clock):
+        sched = make(prober, clock=clock)
+        sched.subscribe("h", "postgres", hung, None, 0.1, 5, inbox)
+        sched.subscribe("ok", "redis", "redis://cache:6379", None, 0.1, 5, inbox)
+        await sched.start()
+        await asyncio.sleep(0.55)
+        assert sched.stats()["running"] >= 1
+        await sched.stop()
     assert len(inbox.got["ok"]) >= 5
     assert inbox.got["h"] == []
     assert prober.calls[hung] == 1  # never two probes of one target at once
@@ -162,13 +167,15 @@ async def test_a_hung_target_does_not_delay_another() -> None:
 
 async def test_concurrency_is_bounded() -> None:
     prober, inbox = FakeProber({f"redis://h{i}:6379": 0.2 for i in range(6)}), Inbox()
-    sched = make(prober, max_concurrency=2)
-    for i in range(6):
-        sched.subscribe(f"app{i}", "redis", f"redis://h{i}:6379", None, 60, 5, inbox)
-    started = time.monotonic()
-    await sched.run_once()
+    clock = Clock()
+    with loop_time(clock):
+        sched = make(prober, max_concurrency=2, clock=clock)
+        for i in range(6):
+            sched.subscribe(f"app{i}", "redis", f"redis://h{i}:6379", None, 60, 5, inbox)
+        started = clock()
+        await sched.run_once()
     assert prober.max_running == 2
-    assert time.monotonic() - started >= 0.55  # three waves of 0.2 s
+    assert clock() - started >= 0.55  # three waves of 0.2 s
     assert len(inbox.got) == 6
 
 
@@ -203,13 +210,14 @@ async def test_a_raising_prober_becomes_probe_error() -> None:
 
 
 async def test_stop_cancels_running_probes() -> None:
-    prober, inbox = FakeProber({URL: 30}), Inbox()
-    sched = make(prober)
-    sched.subscribe("a", "postgres", URL, None, 1, 60, inbox)
-    await sched.start()
-    await asyncio.sleep(0.05)
-    assert sched.stats()["running"] == 1
-    await asyncio.wait_for(sched.stop(), 1)
+    prober, inbox, clock = FakeProber({URL: 30}), Inbox(), Clock()
+    with loop_time(clock):
+        sched = make(prober, clock=clock)
+        sched.subscribe("a", "postgres", URL, None, 1, 60, inbox)
+        await sched.start()
+        await asyncio.sleep(0.05)
+        assert sched.stats()["running"] == 1
+        await asyncio.wait_for(sched.stop(), 1)
     assert sched.stats()["running"] == 0
 
 

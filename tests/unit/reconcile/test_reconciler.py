@@ -11,7 +11,8 @@ from lark_operator.openplatform import OpenPlatformError
 from lark_operator.probes.result import ProbeResult
 from lark_operator.reconcile.reconciler import Reconciler
 from lark_operator.settings import Settings
-from tests.unit.fakes import Clock, FakeKube, ScriptedClient
+from tests.helpers.clock import Clock
+from tests.unit.fakes import FakeKube, ScriptedClient
 
 NS, NAME = "ns", "app"
 BODY: dict[str, Any] = {
@@ -38,7 +39,7 @@ def world() -> tuple[Reconciler, FakeKube, ScriptedClient, Clock]:
     clock = Clock()
     kube, client = FakeKube(), ScriptedClient(clock)
     kube.put_app_secret(NS, "lark", {"appSecret": "the-secret"})
-    ctl = Reconciler(kube, client, Settings(), clock=clock, rng=lambda: 0.5)  # type: ignore[arg-type]
+    ctl = Reconciler(kube, client, Settings(), clock=clock, rng=lambda: 0.5)
     ctl.observe(BODY)
     return ctl, kube, client, clock
 

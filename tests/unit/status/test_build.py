@@ -8,6 +8,8 @@ from lark_operator.status import build
 from lark_operator.status.events import transitions
 from lark_operator.status.facts import Credentials, ErrorFacts, Observed, TokenFacts
 from lark_operator.status.model import status_patch
+from lark_operator.vocabulary.dependencies import Dependency
+from lark_operator.vocabulary.reasons import Reason as R
 
 
 def build_status(obs: Observed, previous: Any) -> dict[str, Any]:
@@ -19,12 +21,12 @@ NOW = 1_800_000_000.0
 TOKEN = TokenFacts("app-lark-token", NOW + 3600, NOW - 100, NOW + 3000, "sha256:abc", False)
 
 
-def _conds(status):  # type: ignore[no-untyped-def]
+def _conds(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in status["conditions"]}
 
 
 def test_ready_when_token_and_credentials_good() -> None:
-    st = build_status(Observed(1, NOW, credentials=Credentials("Valid", "ok"), token=TOKEN), None)
+    st = build_status(Observed(1, NOW, credentials=Credentials(R.VALID, "ok"), token=TOKEN), None)
     assert st["phase"] == "Ready"
     c = _conds(st)
     assert c["Ready"]["status"] == "True"
@@ -39,9 +41,9 @@ def test_probe_failure_degrades_with_reason_and_hint() -> None:
         Observed(
             1,
             NOW,
-            credentials=Credentials("Valid", "ok"),
+            credentials=Credentials(R.VALID, "ok"),
             token=TOKEN,
-            configured_probes=("postgres",),
+            configured_probes=(Dependency.POSTGRES,),
             probes={"postgres": entry},
         ),
         None,
@@ -55,11 +57,11 @@ def test_probe_failure_degrades_with_reason_and_hint() -> None:
 
 
 def test_refresh_failure_keeps_token_ready_true_until_expiry() -> None:
-    err = ErrorFacts("UpstreamUnavailable", "HTTP 503", None, NOW)
+    err = ErrorFacts(R.UPSTREAM_UNAVAILABLE, "HTTP 503", None, NOW)
     obs = Observed(
         1,
         NOW,
-        credentials=Credentials("Valid", "ok"),
+        credentials=Credentials(R.VALID, "ok"),
         token=TOKEN,
         last_error=err,
         consecutive_failures=2,
@@ -67,7 +69,7 @@ def test_refresh_failure_keeps_token_ready_true_until_expiry() -> None:
     c = _conds(build_status(obs, None))
     assert (c["TokenReady"]["status"], c["TokenReady"]["reason"]) == ("True", "RefreshFailed")
     expired = Observed(
-        1, TOKEN.expires_at + 1, credentials=Credentials("Valid", "ok"), token=TOKEN, last_error=err
+        1, TOKEN.expires_at + 1, credentials=Credentials(R.VALID, "ok"), token=TOKEN, last_error=err
     )
     st = build_status(expired, None)
     assert _conds(st)["TokenReady"]["reason"] == "Expired"
@@ -76,10 +78,10 @@ def test_refresh_failure_keeps_token_ready_true_until_expiry() -> None:
 
 def test_transition_time_is_kept_while_status_unchanged() -> None:
     first = build_status(
-        Observed(1, NOW, credentials=Credentials("Valid", "ok"), token=TOKEN), None
+        Observed(1, NOW, credentials=Credentials(R.VALID, "ok"), token=TOKEN), None
     )
     later = build_status(
-        Observed(1, NOW + 500, credentials=Credentials("Valid", "ok"), token=TOKEN), first
+        Observed(1, NOW + 500, credentials=Credentials(R.VALID, "ok"), token=TOKEN), first
     )
     assert later == first
     assert status_patch(later, first) is None
@@ -90,15 +92,15 @@ def test_transitions_emit_events_once() -> None:
         Observed(
             1,
             NOW,
-            credentials=Credentials("InvalidCredentials", "10014"),
-            last_error=ErrorFacts("InvalidCredentials", "10014", 10014),
+            credentials=Credentials(R.INVALID_CREDENTIALS, "10014"),
+            last_error=ErrorFacts(R.INVALID_CREDENTIALS, "10014", 10014),
         ),
         None,
     )
     evs = transitions(None, bad)
     assert [e.reason for e in evs] == ["CredentialsInvalid", "TokenRefreshFailed"]
     assert transitions(bad, bad) == []
-    good = build_status(Observed(1, NOW, credentials=Credentials("Valid", "ok"), token=TOKEN), bad)
+    good = build_status(Observed(1, NOW, credentials=Credentials(R.VALID, "ok"), token=TOKEN), bad)
     assert [e.reason for e in transitions(bad, good)] == ["CredentialsValidated", "TokenRefreshed"]
 
 
@@ -109,7 +111,7 @@ def test_patch_nulls_removed_keys() -> None:
 def test_first_token_of_a_new_larkapp_is_one_event() -> None:
     pending = build_status(Observed(1, NOW), None)
     good = build_status(
-        Observed(1, NOW, credentials=Credentials("Valid", "ok"), token=TOKEN), pending
+        Observed(1, NOW, credentials=Credentials(R.VALID, "ok"), token=TOKEN), pending
     )
     for old in (None, pending):
         evs = transitions(old, good)

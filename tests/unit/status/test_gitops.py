@@ -11,8 +11,9 @@ from lark_operator.status import build, gitops
 from lark_operator.status.facts import Observed
 from lark_operator.status.model import Condition
 from lark_operator.vocabulary.hints import HINTS
-from lark_operator.vocabulary.reasons import CREDENTIAL_FAILURES
+from lark_operator.vocabulary.reasons import CREDENTIAL_FAILURES, ConditionType
 from lark_operator.vocabulary.reasons import STALLED_BY as STALLED
+from lark_operator.vocabulary.reasons import Reason as R
 from tests.helpers.gitops_cases import CASES, GEN, Case
 
 
@@ -69,7 +70,7 @@ def test_stalled_message_says_what_happened_and_what_to_do() -> None:
     stalled = _by_type(gitops_conditions(conds, GEN))["Stalled"]
     assert stalled["status"] == "True"
     assert (
-        stalled["message"] == f"code 10014: app secret invalid Hint: {HINTS['InvalidCredentials']}"
+        stalled["message"] == f"code 10014: app secret invalid Hint: {HINTS[R.INVALID_CREDENTIALS]}"
     )
 
 
@@ -157,4 +158,4 @@ def test_every_refusal_of_the_credentials_stalls() -> None:
     """status.py sets CredentialsValid=False exactly for CREDENTIAL_FAILURES: each of them
     needs a person, so each is in the Stalled set (and the Argo CD health check may treat
     CredentialsValid=False as Degraded)."""
-    assert CREDENTIAL_FAILURES <= STALLED["CredentialsValid"]
+    assert CREDENTIAL_FAILURES <= STALLED[ConditionType.CREDENTIALS_VALID]

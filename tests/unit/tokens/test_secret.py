@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from lark_operator.models import LarkAppSpec
 from lark_operator.tokens.secret import (
@@ -24,7 +25,7 @@ SPEC = LarkAppSpec.parse(
 HELD = HeldTokens({"tenant": "t-1", "app": "a-1"}, {"tenant": 2000.0, "app": 1900.0})
 
 
-def _build(uid: str | None = "uid-1", spec: LarkAppSpec = SPEC) -> dict:  # type: ignore[type-arg]
+def _build(uid: str | None = "uid-1", spec: LarkAppSpec = SPEC) -> dict[str, Any]:
     return build_token_secret(
         namespace="ns", larkapp_name="app", larkapp_uid=uid, spec=spec, tokens=HELD
     )

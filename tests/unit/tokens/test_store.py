@@ -21,12 +21,11 @@ NAME = "app-lark-token"
 
 
 class Kube(FakeKube):
-    """FakeKube with optimistic concurrency, request counting and LarkApps to look up."""
+    """FakeKube with optimistic concurrency on replace, and request counting."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[str] = []
-        self.larkapps: dict[str, dict[str, Any]] = {}
 
     async def get_secret(self, ns: str, name: str) -> dict[str, Any] | None:
         self.calls.append("GET")
@@ -45,9 +44,6 @@ class Kube(FakeKube):
             raise KubeError(409, "conflict", "Conflict")
         return await super().replace_secret(ns, name, body)
 
-    async def get_larkapp(self, ns: str, name: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.larkapps.get(name))
-
 
 def desired(value: str, larkapp: str = "app", uid: str = "uid-1") -> dict[str, Any]:
     return build_token_secret(
@@ -65,7 +61,7 @@ def run(coro: Any) -> Any:
 
 def test_after_a_refresh_each_write_is_one_request() -> None:
     kube = Kube()
-    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    store = TokenSecretStore(kube)
     first = run(store.write(desired("t-1"), "uid-1", blind=True))
     second = run(store.write(desired("t-2"), "uid-1", blind=True, last_written=first))
     assert kube.calls == ["POST", "PUT"]
@@ -74,7 +70,7 @@ def test_after_a_refresh_each_write_is_one_request() -> None:
 
 def test_a_stale_copy_falls_back_to_read_compare_write() -> None:
     kube = Kube()
-    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    store = TokenSecretStore(kube)
     first = run(store.write(desired("t-1"), "uid-1", blind=True))
     # Someone added a label meanwhile: our copy's resourceVersion is stale.
     labels = first["metadata"]["labels"]
@@ -94,7 +90,7 @@ def test_a_stale_copy_falls_back_to_read_compare_write() -> None:
 
 def test_an_unchanged_secret_is_not_written() -> None:
     kube = Kube()
-    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    store = TokenSecretStore(kube)
     run(store.write(desired("t-1"), "uid-1", blind=True))
     kube.calls.clear()
     run(store.write(desired("t-1"), "uid-1"))
@@ -103,7 +99,7 @@ def test_an_unchanged_secret_is_not_written() -> None:
 
 def test_another_live_larkapps_secret_is_refused() -> None:
     kube = Kube()
-    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    store = TokenSecretStore(kube)
     theirs = desired("t-other", larkapp="other", uid="uid-2")
     theirs["metadata"]["name"] = NAME  # both write the same Secret name
     run(kube.create_secret("ns", theirs))
@@ -123,7 +119,7 @@ def test_another_live_larkapps_secret_is_refused() -> None:
 
 def test_a_secret_controlled_by_something_else_is_refused() -> None:
     kube = Kube()
-    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    store = TokenSecretStore(kube)
     kube.secrets[("ns", NAME)] = {
         "metadata": {
             "name": NAME,
@@ -148,7 +144,7 @@ def _foreign(**meta: Any) -> dict[str, Any]:
 
 def test_an_unrelated_secret_is_neither_written_nor_taken_over() -> None:
     kube = Kube()
-    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    store = TokenSecretStore(kube)
     kube.secrets[("ns", NAME)] = _foreign()
     before = copy.deepcopy(kube.secrets[("ns", NAME)])
     for blind in (True, False):
@@ -161,7 +157,7 @@ def test_an_unrelated_secret_is_neither_written_nor_taken_over() -> None:
 
 def test_a_secret_its_owner_marked_for_adoption_is_taken_over() -> None:
     kube = Kube()
-    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    store = TokenSecretStore(kube)
     kube.secrets[("ns", NAME)] = _foreign(annotations={"larkservice.io/adopt": "true"})
     written = run(store.write(desired("t-1"), "uid-1", blind=True))
     assert written["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "lark-operator"
@@ -173,7 +169,7 @@ def test_a_secret_its_owner_marked_for_adoption_is_taken_over() -> None:
 @pytest.mark.parametrize("delete", [True, False])
 def test_release_touches_only_a_secret_that_is_ours(delete: bool) -> None:
     kube = Kube()
-    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    store = TokenSecretStore(kube)
     for meta in (
         {},  # unrelated
         {"annotations": {"larkservice.io/adopt": "true"}},  # consent to adopt is not ours yet
@@ -196,7 +192,7 @@ def test_release_touches_only_a_secret_that_is_ours(delete: bool) -> None:
 
 def test_release_deletes_or_cuts_the_owner_reference_of_ours() -> None:
     kube = Kube()
-    store = TokenSecretStore(kube)  # type: ignore[arg-type]
+    store = TokenSecretStore(kube)
     run(store.write(desired("t-1"), "uid-1", blind=True))
     assert run(store.release("ns", NAME, "app", "uid-1", delete=False)) == (
         "kept, owner reference removed"

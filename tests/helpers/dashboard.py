@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "charts" / "lark-operator" / "files" / "dashboard.json"
 
 # Grafana's built-in interval variables, as a dashboard at "last 6 hours" with a 1s scrape

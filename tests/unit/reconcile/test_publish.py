@@ -12,7 +12,8 @@ from lark_operator import metrics
 from lark_operator.openplatform import OpenPlatformError
 from lark_operator.reconcile.reconciler import Reconciler
 from lark_operator.settings import Settings
-from tests.unit.fakes import Clock, FakeKube, ScriptedClient
+from tests.helpers.clock import Clock
+from tests.unit.fakes import FakeKube, ScriptedClient
 
 NS = "obs"
 
@@ -35,7 +36,7 @@ def body(name: str, status: dict[str, Any] | None = None, **spec: Any) -> dict[s
 
 
 def controller(kube: FakeKube, client: ScriptedClient, clock: Clock) -> Reconciler:
-    return Reconciler(kube, client, Settings(), clock=clock, rng=lambda: 0.5)  # type: ignore[arg-type]
+    return Reconciler(kube, client, Settings(), clock=clock, rng=lambda: 0.5)
 
 
 def reason(name: str, ctype: str) -> set[str]:

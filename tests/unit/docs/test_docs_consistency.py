@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from lark_operator.vocabulary.hints import HINTS
-from tests.unit.observability.registry import families, series_names
+from tests.helpers.metrics_registry import families, series_names
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DOCS = sorted((REPO / "docs").glob("*.md"))
 README = REPO / "README.md"
 TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"

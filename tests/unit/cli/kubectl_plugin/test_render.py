@@ -1,49 +1,18 @@
-"""kubectl lark: the text it prints (pure functions), its flags, and which kubeconfig
-and context it uses."""
+"""kubectl_plugin/render.py: the text kubectl lark prints (pure functions)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lark_operator.cli import cluster
-from lark_operator.cli.kubectl_plugin import build_parser, main, render
-from lark_operator.cli.refresh import outcome_recorded as _outcome_recorded
-from lark_operator.cli.refresh import rfc3339_micro
+from lark_operator.cli.kubectl_plugin import render
 from lark_operator.vocabulary.hints import hint_for
-from tests.unit.kube.conftest import write_kubeconfig
-
-NOW = dt.datetime(2026, 1, 2, 3, 0, 0, tzinfo=dt.UTC)
-
-
-def at(seconds: float) -> str:
-    return (NOW + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def cond(ctype: str, status: str, reason: str, message: str = "", t: float = -60) -> dict:
-    return {
-        "type": ctype,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": at(t),
-    }
-
-
-def larkapp(name: str, conditions: list[dict] | None, **status: Any) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "metadata": {"name": name, "namespace": "ns1", "uid": "u-" + name},
-        "spec": {"appId": f"cli_{name}"},
-    }
-    if conditions is not None:
-        obj["status"] = {"conditions": conditions, **status}
-    return obj
-
+from tests.unit.cli.kubectl_plugin.larkapps import NOW, at, cond, larkapp
 
 READY = larkapp(
     "good",
@@ -224,52 +193,3 @@ def test_describe_not_reconciled() -> None:
     text = render.describe(larkapp("new", None), [], NOW)
     assert render.NOT_RECONCILED_HINT in text
     assert "<no token yet>" in text
-
-
-# --- refresh bookkeeping -----------------------------------------------------------------------
-def test_refresh_request_values_are_unique_and_outcomes_recognised() -> None:
-    a = rfc3339_micro(NOW)
-    b = rfc3339_micro(NOW + dt.timedelta(microseconds=1))
-    assert a == "2026-01-02T03:00:00.000000Z" and a != b and a < b
-    requested = NOW + dt.timedelta(seconds=0.7)  # status has whole seconds
-    assert _outcome_recorded({"status": {"token": {"refreshedAt": at(0)}}}, requested)
-    assert _outcome_recorded({"status": {"lastError": {"at": at(1)}}}, requested)
-    assert not _outcome_recorded({"status": {"token": {"refreshedAt": at(-1)}}}, requested)
-    assert not _outcome_recorded({}, requested)
-
-
-# --- flags ----------------------------------------------------------------------------------
-def test_flags_before_or_after_the_command() -> None:
-    parser = build_parser()
-    after = parser.parse_args(["status", "-n", "x", "--context", "c"])
-    before = parser.parse_args(["-n", "x", "--context", "c", "status"])
-    for args in (after, before):
-        assert (args.namespace, args.context) == ("x", "c")
-    args = parser.parse_args(["refresh", "app", "--wait"])
-    assert args.name == "app" and args.wait and args.timeout == 60.0
-
-
-def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 2
-    with pytest.raises(SystemExit) as exc:
-        main(["status", "-A", "-n", "x"])
-    assert exc.value.code == 2
-    assert "do not go together" in capsys.readouterr().err
-
-
-def test_no_kubeconfig_is_exit_2(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    assert main(["status"]) == 2
-    assert "no kubeconfig" in capsys.readouterr().err
-
-
-# --- kubeconfig (the loader itself: tests/unit/kube) ------------------------------------------
-def test_connect_uses_the_loader_and_its_errors_are_cluster_errors(tmp_path: Path) -> None:
-    path = write_kubeconfig(tmp_path / "cfg", user={"token": "t"}, namespace="team")
-    conn = cluster.connect(kubeconfig=path, context="ctx")
-    assert (conn.context, conn.namespace, conn.client().server) == ("ctx", "team", "https://c:6443")
-    with pytest.raises(cluster.ClusterError, match="context 'nope' is not in the kubeconfig"):
-        cluster.connect(kubeconfig=path, context="nope")

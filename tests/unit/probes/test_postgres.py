@@ -1,21 +1,85 @@
-"""The pure diagnosis functions of each probe, against thresholds."""
+"""probes/postgres.py: driver exceptions -> reasons with the password scrubbed (the driver is
+faked; the real server is in tests/integration/probes), and the pure diagnosis against
+thresholds."""
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 
 from lark_operator import models
-from lark_operator.probes import postgres, rabbitmq, redis
+from lark_operator.probes import dsn, postgres
 from lark_operator.probes import result as r
+from tests.unit.probes.drivers import PG_URL, SECRET, assert_no_secret, raising, reasons
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (
+            asyncpg.InvalidPasswordError('password authentication failed for user "app"'),
+            r.AUTH_FAILED,
+        ),
+        (asyncpg.InvalidAuthorizationSpecificationError("no pg_hba.conf entry"), r.AUTH_FAILED),
+        (
+            asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+            r.TOO_MANY_CONNECTIONS,
+        ),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), r.UNREACHABLE),
+        (ConnectionRefusedError(111, "Connection refused"), r.UNREACHABLE),
+        (OSError(f"could not connect to {PG_URL}"), r.UNREACHABLE),
+        (asyncpg.InvalidCatalogNameError('database "app" does not exist'), r.PROBE_ERROR),
+        (ValueError(f"weird failure with {PG_URL}"), r.PROBE_ERROR),
+    ],
+)
+async def test_postgres_classification(
+    monkeypatch: pytest.MonkeyPatch, exc: BaseException, reason: str
+) -> None:
+    monkeypatch.setattr(postgres.asyncpg, "connect", raising(exc))
+    res = await postgres.probe_postgres(PG_URL, 2)
+    assert (res.healthy, res.reason) == (False, reason)
+    assert res.details["endpoint"] == "db.internal:5432"
+    assert_no_secret(res)
+
+
+async def test_a_one_letter_password_leaves_the_server_message_intact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exc = asyncpg.InvalidPasswordError('password authentication failed for user "app"')
+    monkeypatch.setattr(postgres.asyncpg, "connect", raising(exc))
+    res = await postgres.probe_postgres("postgresql://app:a@db.internal:5432/app", 2)
+    assert res.message == (
+        "db.internal:5432 rejected the login: SQLSTATE 28P01: password authentication failed "
+        'for user "app"'
+    )
+
+
+async def test_a_driver_text_echoing_the_password_is_withheld(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exc = OSError(f"could not connect to {PG_URL}: password {SECRET} refused")
+    monkeypatch.setattr(postgres.asyncpg, "connect", raising(exc))
+    res = await postgres.probe_postgres(PG_URL, 2)
+    assert (res.reason, res.message) == (r.UNREACHABLE, dsn.WITHHELD)
+    assert res.details["endpoint"] == "db.internal:5432"
+
+
+async def test_unexpected_exception_reports_the_type_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres.asyncpg, "connect", raising(KeyError(f"dsn={PG_URL}")))
+    res = await postgres.probe_postgres(PG_URL, 2)
+    assert res.reason == r.PROBE_ERROR
+    assert res.message == "unexpected KeyError while connecting"
+
+
+async def test_invalid_url() -> None:
+    res = await postgres.probe_postgres(f"mysql://app:{SECRET}@db/x", 1)
+    assert res.reason == r.INVALID_URL
+    assert_no_secret(res)
 
 
 def pg_stats(**kw: object) -> postgres.PostgresStats:
     base: dict = {"server_version": "15.18", "max_connections": 100, "connections": 5}
     return postgres.PostgresStats(**{**base, **kw})
-
-
-def reasons(findings: list) -> list[str]:
-    return [f.reason for f in findings]
 
 
 def test_postgres_healthy_details() -> None:
@@ -93,59 +157,3 @@ def test_postgres_default_thresholds_match_the_crd_defaults() -> None:
 )
 def test_deadlocks_since(previous: int | None, current: int | None, delta: int) -> None:
     assert postgres.deadlocks_since(previous, current) == delta
-
-
-def test_redis_memory() -> None:
-    info = {"used_memory": 95, "maxmemory": 100, "redis_version": "7.0", "evicted_keys": 4}
-    findings, details = redis.diagnose_info(info, 90)
-    assert reasons(findings) == [r.MEMORY_PRESSURE]
-    assert details["usedMemoryPercent"] == "95"
-    assert "4 keys evicted" in findings[0].message
-    assert redis.diagnose_info({**info, "used_memory": 80}, 90)[0] == []
-    # maxmemory 0 = unlimited: never pressure
-    assert redis.diagnose_info({**info, "maxmemory": 0}, 90)[0] == []
-    # at or above the limit is pressure whatever the configured percentage
-    assert reasons(redis.diagnose_info({**info, "used_memory": 100}, 101)[0]) == [r.MEMORY_PRESSURE]
-
-
-def watch(**kw: object) -> models.QueueWatch:
-    return models.QueueWatch.model_validate({"name": "jobs", **kw})
-
-
-def test_queue_diagnosis() -> None:
-    assert rabbitmq.diagnose_queue(watch(), 0, 0) == []
-    assert reasons(rabbitmq.diagnose_queue(watch(), 3, 0)) == [r.NO_CONSUMERS]
-    assert rabbitmq.diagnose_queue(watch(requireConsumers=False), 3, 0) == []
-    assert reasons(rabbitmq.diagnose_queue(watch(maxReady=5), 6, 2)) == [r.QUEUE_BACKLOG]
-    assert reasons(rabbitmq.diagnose_queue(watch(maxReady=5), 6, 0)) == [
-        r.NO_CONSUMERS,
-        r.QUEUE_BACKLOG,
-    ]
-    missing = rabbitmq.diagnose_queue(watch(), None, None)
-    assert reasons(missing) == [r.NO_CONSUMERS] and "does not exist" in missing[0].message
-
-
-def test_node_alarms() -> None:
-    nodes = [
-        {"name": "rabbit@a", "mem_alarm": False, "disk_free_alarm": False},
-        {"name": "rabbit@b", "mem_alarm": True, "disk_free_alarm": True},
-        {"name": "rabbit@c"},  # stats not collected yet: no alarm known
-    ]
-    findings = rabbitmq.diagnose_nodes(nodes)
-    assert reasons(findings) == [r.ALARM_RAISED, r.ALARM_RAISED]
-    assert all("rabbit@b" in f.message for f in findings)
-
-
-def test_current_alarms_win_over_lagging_node_flags() -> None:
-    nodes = [{"name": "rabbit@a", "mem_alarm": False, "mem_used": 9, "mem_limit": 8}]
-    alarms = [
-        {"node": "rabbit@a", "resource": "memory"},
-        {"node": "rabbit@b", "resource": "disk space"},
-    ]
-    findings = rabbitmq.diagnose_nodes(nodes, alarms)
-    assert [f.message.split(" (")[0] for f in findings] == [
-        "memory alarm on rabbit@a",
-        "disk alarm on rabbit@b",
-    ]
-    assert "mem_used 9 of limit 8" in findings[0].message
-    assert rabbitmq.diagnose_nodes([{"name": "x", "mem_alarm": True}], []) == []

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from tests.unit.observability import dashboard as dash
-from tests.unit.observability.registry import families, series_names
+from tests.helpers import dashboard as dash
+from tests.helpers.metrics_registry import families, series_names
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -65,5 +65,5 @@ def test_variables_substitute() -> None:
         'rate(x{namespace=~"$namespace", name=~"${name}"}[$__rate_interval])', dash.load()
     )
     assert q == 'rate(x{namespace=~".*", name=~".*"}[1m])'
-    for q in dash.queries():
-        assert "$" not in q.promql, q
+    for query in dash.queries():
+        assert "$" not in query.promql, query

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.observability.registry import series_names
+from tests.helpers.metrics_registry import series_names
 
 REPO = Path(__file__).resolve().parents[3]
 ALERTS = REPO / "charts" / "lark-operator" / "files" / "alerts.yaml"

@@ -21,6 +21,7 @@ from lark_operator.app.leader import (
     micro_time,
 )
 from lark_operator.kube import Conflict
+from tests.helpers.clock import Clock
 
 
 class FakeLeases:
@@ -74,17 +75,9 @@ class FakeLeases:
         return dict(self.leases[("ns", name)]["spec"])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def make(store: FakeLeases, clock: Clock, identity: str, **kw: Any) -> LeaderElector:
     cfg = ElectionConfig("ns", "lark-operator", identity, **kw)
-    return LeaderElector(store, cfg, clock=clock, wall=lambda: 1.7e9 + clock.t)
+    return LeaderElector(store, cfg, clock=clock, wall=lambda: 1.7e9 + clock.now)
 
 
 async def test_first_candidate_creates_the_lease_and_the_second_waits() -> None:
@@ -100,7 +93,7 @@ async def test_first_candidate_creates_the_lease_and_the_second_waits() -> None:
 
     assert not await b.try_acquire_or_renew()
     assert not b.is_leader and b.holder == "a"
-    clock.t += 14.9  # not yet a lease duration since b first saw this record
+    clock.now += 14.9  # not yet a lease duration since b first saw this record
     assert not await b.try_acquire_or_renew()
 
 
@@ -108,9 +101,9 @@ async def test_standby_takes_an_unrenewed_lease_only_a_full_duration_after_seein
     store, clock = FakeLeases(), Clock()
     a, b = make(store, clock, "a"), make(store, clock, "b")
     await a.try_acquire_or_renew()
-    clock.t += 100  # a died long ago, but b has only now started watching
+    clock.now += 100  # a died long ago, but b has only now started watching
     assert not await b.try_acquire_or_renew()  # b times the record on its own clock
-    clock.t += 15
+    clock.now += 15
     assert await b.try_acquire_or_renew()
     spec = store.spec()
     assert spec["holderIdentity"] == "b" and spec["leaseTransitions"] == 1
@@ -122,7 +115,7 @@ async def test_renewals_keep_a_standby_out_for_ever() -> None:
     await a.try_acquire_or_renew()
     acquired = store.spec()["acquireTime"]
     for _ in range(20):
-        clock.t += 2
+        clock.now += 2
         assert await a.try_acquire_or_renew()
         assert not await b.try_acquire_or_renew()
     spec = store.spec()
@@ -137,16 +130,16 @@ async def test_holder_gives_up_before_any_standby_may_take_over() -> None:
     store, clock = FakeLeases(), Clock()
     a, b = make(store, clock, "a"), make(store, clock, "b")
     await a.try_acquire_or_renew()
-    renewed = clock.t
+    renewed = clock.now
     assert not await b.try_acquire_or_renew()  # b sees the record at the same instant
     gave_up = taken = None
     # a is cut off from the apiserver (it renews no more); b keeps trying every 0.1 s.
-    while taken is None and clock.t < renewed + 30:
-        clock.t += 0.1
+    while taken is None and clock.now < renewed + 30:
+        clock.now += 0.1
         if gave_up is None and a.lost():
-            gave_up = clock.t
+            gave_up = clock.now
         if await b.try_acquire_or_renew():
-            taken = clock.t
+            taken = clock.now
     assert gave_up is not None and taken is not None
     assert gave_up - renewed == pytest.approx(10.1, abs=0.11)
     assert taken - renewed == pytest.approx(15.0, abs=0.11)
@@ -164,7 +157,7 @@ async def test_conflicting_writes_elect_exactly_one() -> None:
     others = [c for c in cands if c is not winner]
     for c in others:
         assert not await c.try_acquire_or_renew()  # first sight of the record
-    clock.t += 16
+    clock.now += 16
     results = await asyncio.gather(*(c.try_acquire_or_renew() for c in others))
     assert sum(results) == 1
 
@@ -195,7 +188,7 @@ async def test_a_leader_that_sees_another_holder_stops_at_once() -> None:
 
     async def sleep(s: float) -> None:
         sleeps.append(s)
-        clock.t += s
+        clock.now += s
 
     a.sleep = sleep
     await asyncio.wait_for(a.hold(), 1)
@@ -207,16 +200,16 @@ async def test_hold_returns_after_the_renew_deadline_when_the_apiserver_is_gone(
     store, clock = FakeLeases(), Clock()
     a = make(store, clock, "a")
     await a.try_acquire_or_renew()
-    start = clock.t
+    start = clock.now
 
     async def sleep(s: float) -> None:
-        clock.t += s
+        clock.now += s
 
     a.sleep = sleep
     store.down = True
     await asyncio.wait_for(a.hold(), 1)
     assert not a.is_leader
-    assert 10 < clock.t - start <= 12  # the first retry past the deadline
+    assert 10 < clock.now - start <= 12  # the first retry past the deadline
 
 
 async def test_acquire_waits_retry_periods_until_the_lease_frees() -> None:
@@ -227,7 +220,7 @@ async def test_acquire_waits_retry_periods_until_the_lease_frees() -> None:
 
     async def sleep(s: float) -> None:
         waited.append(s)
-        clock.t += s
+        clock.now += s
         if len(waited) == 3:
             await a.release()
 
@@ -244,7 +237,7 @@ def test_watchdog_calls_on_lost_from_its_thread() -> None:
     dog = Watchdog(a, fired.set, interval=0.01)
     dog.start()
     assert not fired.wait(0.1)
-    clock.t += 10.5
+    clock.now += 10.5
     assert fired.wait(2)
     dog.join(2)
 
