@@ -5,13 +5,11 @@ session; tearing it down compares the host with how it was."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +20,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from lark_operator.devenv.binaries import MissingBinary, cache_dir, find
+from lark_operator.devenv.binaries import MissingBinary, find
 from lark_operator.devenv.controlplane import ControlPlane
 from tests.e2e.host import HostState
-from tests.e2e.node import CNI_BIN_DIR, HACK, Images, Node, pod_ready
+from tests.e2e.node import CNI_BIN_DIR, HACK, Images, Node, NodeError, machine_lock, pod_ready
 from tests.helpers.kube import Kube
 from tests.helpers.procs import http_json
 from tests.helpers.wait import eventually
@@ -88,18 +86,11 @@ def host_before() -> Iterator[HostState]:
             "deselect the test with -m 'not e2e'.",
             pytrace=False,
         )
-    path = cache_dir() / "e2e.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as lock:
-        deadline = time.monotonic() + 1200
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"another e2e run has held {path} for 20 minutes")
-                time.sleep(2)
+    try:
+        with machine_lock():
+            yield HostState.capture()
+    except NodeError as e:
+        pytest.fail(str(e), pytrace=False)
         yield HostState.capture()
 
 
@@ -148,13 +139,18 @@ def cluster(
     cp.up(timeout=90)
     kube = Kube(str(cp.kubeconfig))
     node = Node(cp, kube, images, base / "logs")
-    c = Cluster(cp, kube, node, Helm(base / "helm", str(cp.kubeconfig), "1.37.2"))
+    version = str(cp.version()["gitVersion"]).lstrip("v")
+    c = Cluster(cp, kube, node, Helm(base / "helm", str(cp.kubeconfig), version))
     try:
         node.up()
         yield c
     finally:
         c.down()
         assert_host_restored(host_before)
+
+
+def larkapp_ready(kube: Kube) -> bool:
+    return (kube.condition(APP_NS, LARKAPP, "Ready") or {}).get("status") == "True"
 
 
 @dataclass
@@ -235,7 +231,7 @@ def release(cluster: Cluster) -> Release:
     kube.kubectl("create", "namespace", APP_NS)
     kube.apply(_emulator_pod(app_secret))
     eventually(lambda: pod_ready(kube, APP_NS, "emulator"), 120, 0.5, "the emulator pod Ready")
-    ip = kube.core.read_namespaced_pod("emulator", APP_NS).status.pod_ip
+    ip = kube.core.read_namespaced_pod("emulator", APP_NS).status.pod_ip  # type: ignore[union-attr]
     # No kube-proxy or cluster DNS on this node: the operator reaches the emulator at its
     # pod's address, on the bridge.
     url = f"http://{ip}:{EMULATOR_PORT}"
@@ -273,6 +269,5 @@ def release(cluster: Cluster) -> Release:
             }
         )
     )
-    ready = lambda: (kube.condition(APP_NS, LARKAPP, "Ready") or {}).get("status") == "True"  # noqa: E731
-    eventually(ready, 90, 0.5, "the LarkApp Ready")
+    eventually(lambda: larkapp_ready(kube), 90, 0.5, "the LarkApp Ready")
     return Release(kube, url, app_secret)

@@ -18,7 +18,9 @@ the bridge and loopback.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import shutil
@@ -27,14 +29,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import yaml
 from kubernetes.client.rest import ApiException
 
-from lark_operator.devenv.binaries import find
+from lark_operator.devenv.binaries import cache_dir, find
 from lark_operator.devenv.controlplane import ControlPlane
 from tests.helpers.kube import Kube
 
@@ -100,14 +103,43 @@ def wait_until(what: str, probe: Callable[[], bool], timeout: float, interval: f
         time.sleep(interval)
 
 
-def pod_ready(kube: Kube, ns: str, name: str) -> bool:
+def _link(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}").exists()
+
+
+@contextlib.contextmanager
+def machine_lock(timeout: float = 1200) -> Iterator[None]:
+    """One node per machine: its bridge, addresses and cgroups have fixed names."""
+    path = cache_dir() / "e2e.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise NodeError(f"another e2e run held {path} for {timeout:.0f}s") from None
+                time.sleep(2)
+        yield
+
+
+def has_ready_condition(read: Callable[[], Any]) -> bool:
+    """Whether what `read` returns (a pod, a node) has Ready=True; False while it is not
+    there yet."""
     try:
-        pod = kube.core.read_namespaced_pod(name, ns, _request_timeout=5)
+        obj = read()
     except ApiException as e:
         if e.status == 404:
             return False
         raise
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    conditions = (obj.status.conditions if obj.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def pod_ready(kube: Kube, ns: str, name: str) -> bool:
+    return has_ready_condition(lambda: kube.core.read_namespaced_pod(name, ns, _request_timeout=5))
 
 
 def _die_with_parent() -> None:
@@ -127,6 +159,9 @@ def cgroup_mounts() -> list[Path]:
 
 
 class Node:
+    # One at a time: `up` clears what is left under the node's fixed names.
+    _live: ClassVar[Node | None] = None
+
     def __init__(self, cp: ControlPlane, kube: Kube, images: Images, log_dir: Path):
         self.cp, self.kube, self.images, self.log_dir = cp, kube, images, log_dir
         self.work: Path | None = None
@@ -152,10 +187,14 @@ class Node:
         state = self.cp.running()
         if not state:
             raise NodeError("the control plane is not running")
+        if Node._live is not None:
+            raise NodeError("another node is up in this process")
+        Node._live = self
         self.clear_leftovers()
         self.work = Path(tempfile.mkdtemp(prefix="lark-e2e-", dir="/tmp"))
-        for path in (self.work, self.log_dir, self.cp.dir, self.images.dir, Path(sys.executable)):
-            if any(path.is_relative_to(d) for d in PRIVATE_DIRS):
+        used = (self.work, self.log_dir, self.cp.dir, self.images.dir, REPO, cache_dir())
+        for path in (*used, Path(sys.executable)):
+            if any(path.resolve().is_relative_to(d) for d in PRIVATE_DIRS):
                 raise NodeError(f"{path} is under {PRIVATE_DIRS}, hidden inside the node")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._bridge()
@@ -332,6 +371,7 @@ root = "{w}/containerd"
 
     def _start_namespaces(self) -> None:
         assert self.work
+        log = open(self.log_dir / "node-init.log", "ab")
         self.unshare = subprocess.Popen(
             [
                 "unshare",
@@ -347,19 +387,21 @@ root = "{w}/containerd"
                 str(self.images.pause),
                 str(self.work),
             ],
-            stdout=open(self.log_dir / "node-init.log", "ab"),
+            stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
+        log.close()
         children = Path(f"/proc/{self.unshare.pid}/task/{self.unshare.pid}/children")
+        ready = self.work / "ready"
 
         def started() -> bool:
             if self.unshare is None or self.unshare.poll() is not None:
                 raise NodeError(f"node-init exited: {self._tail('node-init')}")
             pids = children.read_text().split()
             self.init_pid = int(pids[0]) if pids else 0
-            return bool(self.init_pid) and (self.work / "ready").exists()
+            return bool(self.init_pid) and ready.exists()
 
         wait_until("the node's namespaces", started, 15, interval=0.1)
 
@@ -393,13 +435,7 @@ root = "{w}/containerd"
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 raise NodeError(f"{name} exited ({proc.returncode}): {self._tail(name)}")
-        try:
-            node = self.kube.core.read_node(NODE_NAME, _request_timeout=5)
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
-        return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        return has_ready_condition(lambda: self.kube.core.read_node(NODE_NAME, _request_timeout=5))
 
     def _tail(self, name: str, lines: int = 15) -> str:
         path = self.log_dir / f"{name}.log"
@@ -410,6 +446,8 @@ root = "{w}/containerd"
     def down(self) -> None:
         """Stop everything and put the host back; safe to call twice and after a failed
         `up`. Every step runs even if an earlier one fails."""
+        if Node._live is not self:
+            return
         errors: list[str] = []
         for step in (self._stop_namespaces, self.clear_leftovers, self._remove_work):
             try:
@@ -418,6 +456,7 @@ root = "{w}/containerd"
                 errors.append(f"{step.__name__}: {e}")
         if errors:
             raise NodeError("node teardown incomplete: " + "; ".join(errors))
+        Node._live = None
 
     def _stop_namespaces(self) -> None:
         # SIGKILL to the init of a PID namespace kills every process in it; unshare exits
@@ -435,9 +474,19 @@ root = "{w}/containerd"
         self.unshare, self.init_pid, self.procs = None, 0, {}
 
     def clear_leftovers(self) -> None:
-        """Remove the bridge and the cgroup subtrees (ours: no one else names them so)."""
-        if Path(f"/sys/class/net/{BRIDGE}").exists():
+        """Remove the bridge and the cgroup subtrees (ours: no one else names them so; the
+        caller holds machine_lock)."""
+        bridge = Path(f"/sys/class/net/{BRIDGE}")
+        if bridge.exists():
+            ports = [p.name for p in (bridge / "brif").iterdir()]
             run(["ip", "link", "del", BRIDGE])
+            # A pod's veth goes when the kernel frees its network namespace, a moment after
+            # the last process in it; one left behind (a killed run) goes now.
+            try:
+                wait_until("pods' veths to go", lambda: not any(_link(p) for p in ports), 10)
+            except NodeError:
+                for port in filter(_link, ports):
+                    run(["ip", "link", "del", port], check=False)
         busy: list[Path] = []
         deadline = time.monotonic() + 15
         for mount in cgroup_mounts():

@@ -32,7 +32,7 @@ from tests.e2e.node import NODE_NAME, Images, pod_ready
 from tests.helpers.procs import http_json
 from tests.helpers.wait import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 LOG_KEYS = ("timestamp", "level", "logger", "message")
 
