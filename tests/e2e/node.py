@@ -51,6 +51,7 @@ SERVICE_IP = "10.0.0.1"  # the `kubernetes` Service (first address of the apiser
 CGROUP_ROOT = "lark-e2e"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 PAUSE_IMAGE = "localhost/lark-e2e/pause:3.10"  # hack/e2e/images.sh
+LOCK = Path("/run/lock/lark-operator-e2e.lock")  # the machine's, whoever runs it from where
 # What node-init.sh hides under tmpfs; nothing the node reads may live there.
 PRIVATE_DIRS = ("/run", "/var/lib", "/var/log")
 # Programs of the node; none may be left running after `down`.
@@ -110,9 +111,7 @@ def _link(name: str) -> bool:
 @contextlib.contextmanager
 def machine_lock(timeout: float = 1200) -> Iterator[None]:
     """One node per machine: its bridge, addresses and cgroups have fixed names."""
-    path = cache_dir() / "e2e.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as lock:
+    with open(LOCK, "w") as lock:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -120,7 +119,7 @@ def machine_lock(timeout: float = 1200) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise NodeError(f"another e2e run held {path} for {timeout:.0f}s") from None
+                    raise NodeError(f"another e2e run held {LOCK} for {timeout:.0f}s") from None
                 time.sleep(2)
         yield
 
