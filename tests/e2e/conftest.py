@@ -228,7 +228,11 @@ def _emulator_pod(app_secret: str) -> dict[str, Any]:
 def release(cluster: Cluster) -> Release:
     kube = cluster.kube
     app_secret = f"e2e-secret-{uuid.uuid4().hex}"
-    kube.kubectl("create", "namespace", APP_NS)
+    # The restricted Pod Security Standard enforced, as a careful cluster admin would: a pod
+    # of the chart that breaks it is refused, and the install never gets Ready.
+    for ns in (APP_NS, OPERATOR_NS):
+        kube.kubectl("create", "namespace", ns)
+        kube.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
     kube.apply(_emulator_pod(app_secret))
     eventually(lambda: pod_ready(kube, APP_NS, "emulator"), 120, 0.5, "the emulator pod Ready")
     ip = kube.core.read_namespaced_pod("emulator", APP_NS).status.pod_ip  # type: ignore[union-attr]
@@ -246,7 +250,6 @@ def release(cluster: Cluster) -> Release:
         str(CHART),
         "--namespace",
         OPERATOR_NS,
-        "--create-namespace",
         "-f",
         cluster.helm.values_file(values),
         "--wait",
