@@ -189,18 +189,18 @@ class Node:
         if Node._live is not None:
             raise NodeError("another node is up in this process")
         Node._live = self
-        self.clear_leftovers()
-        self.work = Path(tempfile.mkdtemp(prefix="lark-e2e-", dir="/tmp"))
-        used = (self.work, self.log_dir, self.cp.dir, self.images.dir, REPO, cache_dir())
-        for path in (*used, Path(sys.executable)):
+        used = (self.log_dir, self.cp.dir, self.images.dir, REPO, cache_dir(), Path(sys.executable))
+        for path in used:
             if any(path.resolve().is_relative_to(d) for d in PRIVATE_DIRS):
                 raise NodeError(f"{path} is under {PRIVATE_DIRS}, hidden inside the node")
+        self.clear_leftovers()
+        self.work = Path(tempfile.mkdtemp(prefix="lark-e2e-", dir="/tmp"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._bridge()
         for mount in cgroup_mounts():
             (mount / CGROUP_ROOT).mkdir()
         kubelet_kubeconfig = self._kubelet_identity(state.server)
-        self._write_configs(kubelet_kubeconfig)
+        self._write_configs()
         self._start_namespaces()
 
         self._start("containerd", "containerd", "--config", str(self.work / "containerd.toml"))
@@ -225,7 +225,6 @@ class Node:
             f"--root-ca-file={self.cp.dir / 'pki' / 'ca.crt'}",
             "--bind-address=127.0.0.1",
             "--secure-port=0",
-            f"--cluster-name={NODE_NAME}",
         )
         self._start(
             "kube-scheduler",
@@ -292,7 +291,7 @@ class Node:
         )
         return path
 
-    def _write_configs(self, kubelet_kubeconfig: Path) -> None:
+    def _write_configs(self) -> None:
         w = self.work
         assert w
         (w / "cni").mkdir()
@@ -462,9 +461,10 @@ root = "{w}/containerd"
         # once all of them are gone, and with them the mount namespace and its mounts.
         if self.unshare is None:
             return
-        if self.init_pid and self.unshare.poll() is None:
+        if self.unshare.poll() is None:
+            # Not found yet, the init dies with unshare (--kill-child).
             try:
-                os.kill(self.init_pid, signal.SIGKILL)
+                os.kill(self.init_pid or self.unshare.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.unshare.wait(60)

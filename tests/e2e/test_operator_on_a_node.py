@@ -95,17 +95,24 @@ def _probe_results(release: Release) -> dict[tuple[str, str, str], float]:
 
 
 def test_readiness_and_liveness_probes_pass(release: Release) -> None:
+    """From Ready on (helm --wait), every probe passes. Before, readiness may fail: that is
+    what it is for while the operator starts (seconds, on a busy machine)."""
     pods = [_name(p) for p in release.pods()]
+    before = _probe_results(release)
 
-    def every_probe_succeeded_once() -> dict[tuple[str, str, str], float] | None:
-        counts = _probe_results(release)
+    def probed_again() -> dict[tuple[str, str, str], float] | None:
+        now = _probe_results(release)
         wanted = [(p, t, "successful") for p in pods for t in ("Liveness", "Readiness")]
-        return counts if all(counts.get(k, 0) >= 1 for k in wanted) else None
+        return now if all(now.get(k, 0) > before.get(k, 0) for k in wanted) else None
 
-    # liveness: initialDelaySeconds 10, periodSeconds 20
-    counts = eventually(every_probe_succeeded_once, 60, 2, "a successful liveness probe per pod")
-    failed = {k: v for k, v in counts.items() if k[2] != "successful" and v > 0}
-    assert not failed, failed
+    # liveness: every 20 s
+    after = eventually(probed_again, 60, 2, "one more liveness and readiness success per pod")
+    failures = {
+        key: count - before.get(key, 0)
+        for key, count in after.items()
+        if key[2] != "successful" and count > before.get(key, 0)
+    }
+    assert not failures, failures
     for pod in release.pods():
         assert pod_ready(release.kube, OPERATOR_NS, _name(pod))
         assert pod["status"]["containerStatuses"][0]["restartCount"] == 0, _name(pod)
