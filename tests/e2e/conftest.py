@@ -23,7 +23,16 @@ from kubernetes import client
 from lark_operator.devenv.binaries import MissingBinary, find
 from lark_operator.devenv.controlplane import ControlPlane
 from tests.e2e.host import HostState
-from tests.e2e.node import CNI_BIN_DIR, HACK, Images, Node, NodeError, machine_lock, pod_ready
+from tests.e2e.node import (
+    CNI_BIN_DIR,
+    HACK,
+    Images,
+    Node,
+    NodeError,
+    clear_leftovers,
+    machine_lock,
+    pod_ready,
+)
 from tests.helpers.kube import Kube
 from tests.helpers.procs import http_json
 from tests.helpers.wait import eventually
@@ -88,6 +97,7 @@ def host_before() -> Iterator[HostState]:
         )
     try:
         with machine_lock():
+            clear_leftovers()  # of a run that was killed: not part of the host
             yield HostState.capture()
     except NodeError as e:
         pytest.fail(str(e), pytrace=False)
@@ -101,6 +111,8 @@ def assert_host_restored(before: HostState) -> None:
 
 @pytest.fixture(scope="session")
 def images(host_before: HostState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
+    for stale in Path("/tmp").glob("lark-e2e-images-*"):  # a killed run's (we hold the lock)
+        shutil.rmtree(stale)
     out = Path(tempfile.mkdtemp(prefix="lark-e2e-images-", dir="/tmp"))
     log = tmp_path_factory.mktemp("e2e") / "images.log"
     try:
@@ -162,7 +174,7 @@ class Release:
     emulator_url: str
     app_secret: str
 
-    def pods(self) -> list[dict[str, Any]]:
+    def pods(self, terminating: bool = False) -> list[dict[str, Any]]:
         out = self.kube.kubectl(
             "get",
             "pods",
@@ -173,7 +185,8 @@ class Release:
             "-o",
             "json",
         ).stdout
-        return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+        pods = json.loads(out)["items"]
+        return [p for p in pods if terminating or not p["metadata"].get("deletionTimestamp")]
 
     def lease(self) -> Any:
         return client.CoordinationV1Api(self.kube.api).read_namespaced_lease(

@@ -51,6 +51,7 @@ SERVICE_IP = "10.0.0.1"  # the `kubernetes` Service (first address of the apiser
 CGROUP_ROOT = "lark-e2e"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 PAUSE_IMAGE = "localhost/lark-e2e/pause:3.10"  # hack/e2e/images.sh
+WORK_PARENT, WORK_PREFIX = "/tmp", "lark-e2e-node-"
 LOCK = Path("/run/lock/lark-operator-e2e.lock")  # the machine's, whoever runs it from where
 # What node-init.sh hides under tmpfs; nothing the node reads may live there.
 PRIVATE_DIRS = ("/run", "/var/lib", "/var/log")
@@ -157,6 +158,40 @@ def cgroup_mounts() -> list[Path]:
     return found
 
 
+def clear_leftovers() -> None:
+    """Remove what a node leaves on the host: its bridge, its cgroup subtrees and the work
+    directories of runs that were killed (ours by name: the caller holds machine_lock)."""
+    bridge = Path(f"/sys/class/net/{BRIDGE}")
+    if bridge.exists():
+        ports = [p.name for p in (bridge / "brif").iterdir()]
+        run(["ip", "link", "del", BRIDGE])
+        # A pod's veth goes when the kernel frees its network namespace, a moment after the
+        # last process in it; one left behind goes now.
+        try:
+            wait_until("pods' veths to go", lambda: not any(_link(p) for p in ports), 10)
+        except NodeError:
+            for port in filter(_link, ports):
+                run(["ip", "link", "del", port], check=False)
+    busy: list[Path] = []
+    deadline = time.monotonic() + 15
+    for mount in cgroup_mounts():
+        root = mount / CGROUP_ROOT
+        # Deepest first; a cgroup whose last task is still exiting is busy for a moment.
+        while root.exists():
+            try:
+                for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+                    os.rmdir(dirpath)
+            except OSError:
+                if time.monotonic() > deadline:
+                    busy.append(root)
+                    break
+                time.sleep(0.2)
+    if busy:
+        raise NodeError(f"cgroups still in use: {busy}")
+    for work in Path(WORK_PARENT).glob(f"{WORK_PREFIX}*"):
+        shutil.rmtree(work)
+
+
 class Node:
     # One at a time: `up` clears what is left under the node's fixed names.
     _live: ClassVar[Node | None] = None
@@ -193,8 +228,8 @@ class Node:
         for path in used:
             if any(path.resolve().is_relative_to(d) for d in PRIVATE_DIRS):
                 raise NodeError(f"{path} is under {PRIVATE_DIRS}, hidden inside the node")
-        self.clear_leftovers()
-        self.work = Path(tempfile.mkdtemp(prefix="lark-e2e-", dir="/tmp"))
+        clear_leftovers()
+        self.work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=WORK_PARENT))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._bridge()
         for mount in cgroup_mounts():
@@ -447,14 +482,14 @@ root = "{w}/containerd"
         if Node._live is not self:
             return
         errors: list[str] = []
-        for step in (self._stop_namespaces, self.clear_leftovers, self._remove_work):
+        for step in (self._stop_namespaces, clear_leftovers):
             try:
                 step()
             except Exception as e:
                 errors.append(f"{step.__name__}: {e}")
         if errors:
             raise NodeError("node teardown incomplete: " + "; ".join(errors))
-        Node._live = None
+        Node._live, self.work = None, None
 
     def _stop_namespaces(self) -> None:
         # SIGKILL to the init of a PID namespace kills every process in it; unshare exits
@@ -471,39 +506,3 @@ root = "{w}/containerd"
         for proc in self.procs.values():
             proc.wait(30)
         self.unshare, self.init_pid, self.procs = None, 0, {}
-
-    def clear_leftovers(self) -> None:
-        """Remove the bridge and the cgroup subtrees (ours: no one else names them so; the
-        caller holds machine_lock)."""
-        bridge = Path(f"/sys/class/net/{BRIDGE}")
-        if bridge.exists():
-            ports = [p.name for p in (bridge / "brif").iterdir()]
-            run(["ip", "link", "del", BRIDGE])
-            # A pod's veth goes when the kernel frees its network namespace, a moment after
-            # the last process in it; one left behind (a killed run) goes now.
-            try:
-                wait_until("pods' veths to go", lambda: not any(_link(p) for p in ports), 10)
-            except NodeError:
-                for port in filter(_link, ports):
-                    run(["ip", "link", "del", port], check=False)
-        busy: list[Path] = []
-        deadline = time.monotonic() + 15
-        for mount in cgroup_mounts():
-            root = mount / CGROUP_ROOT
-            # Deepest first; a cgroup whose last task is still exiting is busy for a moment.
-            while root.exists():
-                try:
-                    for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
-                        os.rmdir(dirpath)
-                except OSError:
-                    if time.monotonic() > deadline:
-                        busy.append(root)
-                        break
-                    time.sleep(0.2)
-        if busy:
-            raise NodeError(f"cgroups still in use: {busy}")
-
-    def _remove_work(self) -> None:
-        if self.work is not None:
-            shutil.rmtree(self.work)
-            self.work = None

@@ -6,12 +6,14 @@ and run in file order; the last tears the node down and compares the host with b
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -213,8 +215,39 @@ class Sampler(threading.Thread):
         self.join(10)
 
 
+@contextlib.contextmanager
+def explained(explain: Callable[[], str]) -> Iterator[None]:
+    """An AssertionError raised inside gets explain() added to its message."""
+    try:
+        yield
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{explain()}") from None
+
+
+def _handover_state(release: Release, cluster: Cluster, leader: str, log_path: Path) -> str:
+    """What explains a handover that went wrong: the Lease, the pods, the old leader's last
+    words and what the kubelet did with its pod."""
+    pods = [
+        f"{_name(p)} deleting={p['metadata'].get('deletionTimestamp')}"
+        f" {p['status'].get('containerStatuses', [{}])[0].get('state')}"
+        for p in release.pods(terminating=True)
+    ]
+    kubelet = (cluster.node.log_dir / "kubelet.log").read_text(errors="replace").splitlines()
+    old_log = log_path.read_text(errors="replace").splitlines()
+    return "\n".join(
+        [
+            f"Lease: {release.lease().spec}",
+            *pods,
+            "the old leader's log:",
+            *old_log[-10:],
+            "the kubelet on it:",
+            *[line for line in kubelet if leader in line][-15:],
+        ]
+    )
+
+
 def test_deleting_the_leader_pod_hands_over_without_a_lapse(
-    release: Release, tmp_path: Path
+    release: Release, cluster: Cluster, tmp_path: Path
 ) -> None:
     kube = release.kube
     lease = release.lease().spec
@@ -244,34 +277,40 @@ def test_deleting_the_leader_pod_hands_over_without_a_lapse(
             stderr=subprocess.STDOUT,
         )
     try:
-        eventually(lambda: sampler.tokens, 10, 0.2, "the sampler's first read")
-        deleted = time.monotonic()
-        kube.kubectl("delete", "pod", "-n", OPERATOR_NS, leader, "--wait=false")
-        eventually(
-            lambda: (release.lease().spec.holder_identity or "").startswith(f"{standby}_"),
-            lease.lease_duration_seconds + 10,
-            0.1,
-            "the standby holding the Lease",
-        )
-        took = time.monotonic() - deleted
-        health = eventually(lambda: _acting(standby_ip), 30, 0.2, "the standby acting as leader")
-        # A refresh by the new leader: a token first seen after the handover.
-        eventually(
-            lambda: sampler.tokens[-1][0] > deleted + took, 40, 0.5, "a refresh by the new leader"
-        )
-        # The Deployment replaces the deleted pod; the newcomer waits as a standby.
-        new = eventually(
-            lambda: [
-                p
-                for p in release.pods()
-                if _name(p) not in pods and pod_ready(kube, OPERATOR_NS, _name(p))
-            ],
-            90,
-            1,
-            "a replacement pod Ready",
-        )
-        assert _health(new[0]["status"]["podIP"]).get("role") == "standby"
-        assert follow.wait(60) == 0
+        with explained(lambda: _handover_state(release, cluster, leader, log_path)):
+            eventually(lambda: sampler.tokens, 10, 0.2, "the sampler's first read")
+            deleted = time.monotonic()
+            kube.kubectl("delete", "pod", "-n", OPERATOR_NS, leader, "--wait=false")
+            eventually(
+                lambda: (release.lease().spec.holder_identity or "").startswith(f"{standby}_"),
+                lease.lease_duration_seconds + 10,
+                0.1,
+                "the standby holding the Lease",
+            )
+            took = time.monotonic() - deleted
+            health = eventually(
+                lambda: _acting(standby_ip), 30, 0.2, "the standby acting as leader"
+            )
+            # A refresh by the new leader: a token first seen after the handover.
+            eventually(
+                lambda: sampler.tokens[-1][0] > deleted + took,
+                40,
+                0.5,
+                "a refresh by the new leader",
+            )
+            # The Deployment replaces the deleted pod; the newcomer waits as a standby.
+            new = eventually(
+                lambda: [
+                    p
+                    for p in release.pods()
+                    if _name(p) not in pods and pod_ready(kube, OPERATOR_NS, _name(p))
+                ],
+                90,
+                1,
+                "a replacement pod Ready",
+            )
+            assert _health(new[0]["status"]["podIP"]).get("role") == "standby"
+            assert follow.wait(60) == 0
     finally:
         sampler.stop()
         if follow.poll() is None:
