@@ -86,6 +86,8 @@ mounts=()
 for f in /etc/ssl/certs/ca-certificates.crt /etc/pip.conf; do
   [[ -f $f ]] && mounts+=(--volume "$f:$f:ro")
 done
+# Docker format: the docker-archive export then keeps the image ID (the test compares it with
+# the one the pods run). chroot isolation: RUN steps need no runtime of their own.
 bud=("${buildah[@]}" bud --pull=never --isolation chroot --network host --layers --format docker
   --build-arg PYTHON_IMAGE="$BASE" "${mounts[@]}")
 # The builder stage gets a tag of its own, so that pruning keeps its layers (the dependency

@@ -30,7 +30,7 @@ from tests.e2e.conftest import (
     assert_host_restored,
 )
 from tests.e2e.host import HostState
-from tests.e2e.node import NODE_NAME, Images, pod_ready
+from tests.e2e.node import NODE_NAME, SERVICE_IP, Images, pod_ready
 from tests.helpers.procs import http_json
 from tests.helpers.wait import eventually
 
@@ -180,6 +180,36 @@ def test_the_operator_runs_as_65532_without_capabilities_on_a_read_only_root(
         assert status["Seccomp"] == "2", who  # a filter: RuntimeDefault
     assert seen["root"] == "EROFS"
     assert seen["tmp"] == "written"
+
+
+REACH = r"""
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+    print("connected")
+except OSError as e:
+    print(type(e).__name__)
+"""
+
+
+def test_traffic_stays_on_the_bridge(release: Release) -> None:
+    """A pod reaches the apiserver (through the relay on the bridge) and the emulator (on the
+    bridge), and nothing past the host: no route or NAT leads anywhere else."""
+    gateway = subprocess.run(
+        ["ip", "-4", "route", "show", "default"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert gateway[:2] == ["default", "via"], gateway
+    pod = _name(release.pods()[0])
+    emulator = release.emulator_url.removeprefix("http://").split(":")
+    for host, port, reachable in (
+        (SERVICE_IP, "443", True),
+        (emulator[0], emulator[1], True),
+        (gateway[2], "443", False),  # the host's own default gateway
+    ):
+        out = release.kube.kubectl(
+            "exec", "-n", OPERATOR_NS, pod, "--", "python", "-c", REACH, host, port
+        ).stdout.strip()
+        assert (out == "connected") == reachable, (host, port, out)
 
 
 class Sampler(threading.Thread):
