@@ -2,10 +2,11 @@
 # The init of the e2e node's mount and PID namespaces. tests/e2e/node.py starts it as
 #   unshare --mount --propagation private --pid --fork --kill-child --mount-proc -- node-init.sh PAUSE DIR
 # and then starts containerd, the kubelet and the rest inside with nsenter. Before they run:
-# - private tmpfs over /run, /var/lib and /var/log: what they write there whatever their
-#   configuration says (/run/containerd, /run/netns, /var/lib/kubelet/device-plugins,
-#   /var/lib/cni, /var/log/pods, /var/log/containers) exists only in here, like every mount
-#   they make (root filesystems, volumes, pods' network namespaces);
+# - private tmpfs over /run, /var/lib and /var/log: their state (containerd's images and
+#   containers, the kubelet's pods) and what they write there whatever their configuration
+#   says (/run/netns, /var/lib/kubelet/device-plugins, /var/lib/cni, /var/log/containers)
+#   exist only in here, like every mount they make (root filesystems, volumes, pods'
+#   network namespaces), and go with the namespace;
 # - the kernel tunables the kubelet sets when it starts (kernel.panic=10, panic_on_oops=1,
 #   vm.overcommit_memory=1, ...: Kubernetes 1.37 can only set them or refuse to start) are
 #   files holding the host's values, bind-mounted over /proc/sys: the kubelet writes those.

@@ -274,7 +274,6 @@ class Node:
             str(find("kubelet")),
             f"--config={self.work / 'kubelet.yaml'}",
             f"--kubeconfig={kubelet_kubeconfig}",
-            f"--root-dir={self.work / 'kubelet'}",
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={NODE_IP}",
             "--v=1",
@@ -330,15 +329,15 @@ class Node:
         w = self.work
         assert w
         (w / "cni").mkdir()
-        # containerd 1.6: its defaults, but nothing in /var/lib, /etc/cni or /opt; the state
-        # directory (/run/containerd) is the namespace's private one.
+        # containerd 1.6 with its defaults, but nothing in /opt or /etc/cni. Its root and state
+        # (/var/lib/containerd, /run/containerd) are on the namespace's tmpfs: images and
+        # containers cost no disk and vanish with the node.
         (w / "containerd.toml").write_text(
             f"""version = 2
-root = "{w}/containerd"
 [grpc]
   address = "{self.socket}"
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{w}/opt"
+  path = "/var/lib/containerd-opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
   # Root here lacks CAP_SYS_RESOURCE: runc cannot lower the sandbox's oom_score_adj (-998)
