@@ -40,6 +40,7 @@ from kubernetes.client.rest import ApiException
 from lark_operator.devenv.binaries import cache_dir, find
 from lark_operator.devenv.controlplane import ControlPlane
 from tests.helpers.kube import Kube
+from tests.helpers.wait import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 HACK = REPO / "hack" / "e2e"
@@ -95,14 +96,6 @@ def run(argv: Sequence[str], timeout: float = 60, check: bool = True) -> str:
     if check and proc.returncode != 0:
         raise NodeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc.stdout
-
-
-def wait_until(what: str, probe: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise NodeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def _link(name: str) -> bool:
@@ -168,8 +161,8 @@ def clear_leftovers() -> None:
         # A pod's veth goes when the kernel frees its network namespace, a moment after the
         # last process in it; one left behind goes now.
         try:
-            wait_until("pods' veths to go", lambda: not any(_link(p) for p in ports), 10)
-        except NodeError:
+            eventually(lambda: not any(_link(p) for p in ports), 10, 0.2, "pods' veths to go")
+        except AssertionError:
             for port in filter(_link, ports):
                 run(["ip", "link", "del", port], check=False)
     busy: list[Path] = []
@@ -239,7 +232,7 @@ class Node:
         self._start_namespaces()
 
         self._start("containerd", "containerd", "--config", str(self.work / "containerd.toml"))
-        wait_until("containerd", lambda: self._ctr("version", check=False) is not None, 30)
+        eventually(lambda: self._ctr("version", check=False), 30, 0.2, "containerd")
         for archive in self.images.archives:
             self._ctr("images", "import", str(archive), timeout=180)
         self._start(
@@ -278,7 +271,7 @@ class Node:
             f"--node-ip={NODE_IP}",
             "--v=1",
         )
-        wait_until("the node Ready", self._ready, timeout)
+        eventually(self._ready, timeout, 0.5, "the node Ready")
 
     def _bridge(self) -> None:
         run(["ip", "link", "add", BRIDGE, "type", "bridge"])
@@ -435,7 +428,7 @@ class Node:
             self.init_pid = int(pids[0]) if pids else 0
             return bool(self.init_pid) and ready.exists()
 
-        wait_until("the node's namespaces", started, 15, interval=0.1)
+        eventually(started, 15, 0.1, "the node's namespaces")
 
     def _start(self, name: str, *argv: str) -> None:
         """Run argv in the node's namespaces (nsenter forks it into the PID namespace)."""
