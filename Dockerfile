@@ -1,11 +1,15 @@
 # syntax=docker/dockerfile:1
-# The lark-operator image: `make docker-build` (docker build -t lark-operator:dev .).
+# The lark-operator image: `make docker-build` (docker build -t lark-operator:dev .); `make e2e`
+# builds it with buildah and runs it on a real node (docs/e2e.md).
 #
 # Two stages. The builder installs the dependencies and the project's wheel into a virtualenv;
 # the runtime stage is the same python:3.11-slim base plus that virtualenv only: no compiler,
 # no pip, no source tree, no caches. It runs as the non-root user 65532, which the Helm chart
 # also sets (runAsUser 65532, read-only root filesystem, a writable emptyDir at /tmp).
 
+# The base of both stages. Any Debian-like image with Python 3.11+ as `python`, its venv module
+# and groupadd/useradd fits: without a registry, `make e2e` passes a local one that
+# hack/e2e/images.sh makes with debootstrap (localhost/lark-e2e/python:3.11-bookworm).
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder

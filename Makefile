@@ -8,11 +8,11 @@ IMG ?= lark-operator:dev
 KIND_CLUSTER ?= lark
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane test test-unit test-integration lint fmt demo bench docs \
+.PHONY: help venv controlplane test test-unit test-integration e2e lint fmt demo bench docs \
         dev-up dev-down run docker-build kind-up kind-load deploy clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 # The product (editable, with its test/lint tools) and, beside it, the dev-only lark-devenv
 # from hack/devenv: the local control plane and server launchers that `lark-operator dev`,
@@ -25,10 +25,10 @@ $(BIN)/lark-operator: pyproject.toml hack/devenv/pyproject.toml
 
 venv: $(BIN)/lark-operator ## Create .venv with the project, the dev tooling and the test/lint tools
 
-controlplane: ## Build kube-apiserver, etcd and helm from Go modules into ~/.cache/lark-operator (once)
+controlplane: ## Build kube-apiserver, etcd, helm (and the e2e node's binaries) into ~/.cache/lark-operator (once)
 	@bash hack/controlplane/build.sh
 
-test: venv controlplane ## Run every test (unit + integration against a real apiserver and servers)
+test: venv controlplane ## Run every test: unit, integration (real apiserver and servers), e2e
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv ## Unit tests only
@@ -36,6 +36,9 @@ test-unit: venv ## Unit tests only
 
 test-integration: venv controlplane ## Integration tests only
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+e2e: venv controlplane ## The image from the Dockerfile, the chart on a real node (root; docs/e2e.md)
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 lint: venv ## ruff check, ruff format --check, mypy, import-linter (the layers in pyproject.toml)
 	$(BIN)/ruff check operator tests bench hack

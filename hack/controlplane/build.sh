@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the local control plane (kube-apiserver, etcd, helm) from published Go modules
-# into a cache outside the repo, once per version. Safe to re-run: cached binaries that
-# answer their version are kept.
+# Builds the local control plane (kube-apiserver, etcd, helm; kubelet, kube-controller-manager
+# and kube-scheduler for the end-to-end test's node) from published Go modules into a cache
+# outside the repo, once per version. Safe to re-run: cached binaries built the same way are
+# kept.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -33,8 +34,11 @@ build() { # name module-dir package ldflags
 }
 
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver \
-  "-X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/component-base/version.buildDate=${build_date}"
+k8s_version_flags="-X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/component-base/version.buildDate=${build_date}"
+# The apiserver, then what the end-to-end test's node runs (tests/e2e, docs/e2e.md).
+for cmd in kube-apiserver kubelet kube-controller-manager kube-scheduler; do
+  build "$cmd" kube-apiserver "k8s.io/kubernetes/cmd/$cmd" "$k8s_version_flags"
+done
 build etcd etcd . ""
 # As helm's own Makefile does: the Kubernetes version `helm template`/`lint` assume
 # without a cluster (else 1.20, and a chart's kubeVersion >=1.25 is refused).

@@ -66,9 +66,20 @@ class ControlPlaneError(RuntimeError):
 
 
 class ControlPlane:
-    def __init__(self, directory: str | os.PathLike[str], *, crds_dir: Path | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        crds_dir: Path | None = None,
+        nodes: bool = False,
+    ):
+        """nodes: serve real kubelets too (the end-to-end test's node): pods get
+        ServiceAccount tokens (the admission plugin is on), and the apiserver reaches a
+        kubelet at its InternalIP with the admin client certificate (for logs and exec).
+        Off, the apiserver is envtest's: no pod ever runs."""
         self.dir = Path(directory).resolve()
         self.crds_dir = crds_dir
+        self.nodes = nodes
         self.state_file = self.dir / "state.json"
         self.kubeconfig = self.dir / "kubeconfig"
         self.log_dir = self.dir / "logs"
@@ -163,13 +174,13 @@ class ControlPlane:
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--allow-privileged=true",
                 "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",
                 f"--service-account-key-file={pki['sa_pub']}",
                 f"--service-account-signing-key-file={pki['sa_key']}",
                 f"--service-account-issuer={server}",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--v=0",
+                *self._node_args(pki),
             ],
         )
         return State(
@@ -181,6 +192,16 @@ class ControlPlane:
             kubeconfig=str(self.kubeconfig),
             peer_port=peer_port,
         )
+
+    def _node_args(self, pki: dict[str, Path]) -> list[str]:
+        if not self.nodes:
+            # No controller-manager creates the ServiceAccounts the plugin would require.
+            return ["--disable-admission-plugins=ServiceAccount"]
+        return [
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={pki['admin_cert']}",
+            f"--kubelet-client-key={pki['admin_key']}",
+        ]
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")
