@@ -129,7 +129,7 @@ class Reconciler:
             self.scheduler.now(app.key)
 
     async def on_probe_result(self, key: Hashable, result: ProbeResult) -> None:
-        app = self.registry.apps.get(key)  # type: ignore[call-overload]
+        app = self.registry.lookup(key)
         if app is None or app.spec is None or app.spec.suspend:
             return
         if self.publisher.probe_result(app, Dependency(result.dependency), result):

@@ -7,7 +7,7 @@ new spec, a refresh request or a change to a Secret it uses is work.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,6 +26,10 @@ class Registry:
 
     def get(self, key: Key) -> App | None:
         return self.apps.get(key)
+
+    def lookup(self, key: Hashable) -> App | None:
+        """`get` for a key that comes back from a generic scheduler (a probe subscriber)."""
+        return self.apps.get(key) if isinstance(key, tuple) else None
 
     def observe(self, body: Mapping[str, Any], refresh_request: str | None = None) -> App | None:
         """Take in an event's object; the App when it has work to do now, else None."""

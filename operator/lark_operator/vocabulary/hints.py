@@ -83,4 +83,7 @@ HINTS: dict[Reason, str] = {
 
 def hint_for(reason: str) -> str:
     """The hint of a reason (a Reason or its word); unknown words get UnknownError's."""
-    return HINTS.get(reason, HINTS[R.UNKNOWN_ERROR])  # type: ignore[call-overload]
+    try:
+        return HINTS[Reason(reason)]
+    except (ValueError, KeyError):
+        return HINTS[R.UNKNOWN_ERROR]
