@@ -162,15 +162,22 @@ class Operator(Proc):
         allowed: Sequence[str] = (),
         extra: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        events_port: int | None = None,
     ):
         self.health_port = free_port()
+        self.events_port = events_port or free_port()
         argv = [SCRIPT, "run", "--health-port", str(self.health_port), "--log-format", "json"]
+        argv += ["--events-port", str(self.events_port)]
         for ns in namespaces:
             argv += ["--namespace", ns]
         for url in allowed:
             argv += ["--allowed-base-url", url]
         argv += list(extra)
         super().__init__(argv, log_path, env={"KUBECONFIG": kubeconfig, **(env or {})})
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.events_port}/lark/events"
 
     @property
     def health_url(self) -> str:
