@@ -83,16 +83,12 @@ class Wiring:
         for ns in namespaces:
             watch = watch_secrets(self.kube, ns, self.reconciler.secret_changed, self.watch_state)
             self._tasks.append(asyncio.create_task(watch))
-        # Tickets and tenants a standby stored from a callback (docs/store-apps.md).
-        ticket_watch = watch_secrets(
-            self.kube,
-            self.cluster_resource_namespace,
-            self.store_parts().secret_changed,
-            self.watch_state,
-            label_selector=STORE_APP_LABEL,
-            key="tickets",
-        )
-        self._tasks.append(asyncio.create_task(ticket_watch))
+        # Tickets and tenants a standby stored from a callback (docs/store-apps.md): watched
+        # from the first store app on (no store app, no access to those Secrets needed).
+        if self.store_parts().used:
+            self._watch_tickets()
+        else:
+            self.store_parts().on_first_use = self._watch_tickets
         self._tasks.append(asyncio.create_task(measure_loop_lag(self._loop_lag)))
         await self.start_health()
         where = "namespaces " + ",".join(s.namespaces) if s.namespaces else "all namespaces"
@@ -126,6 +122,18 @@ class Wiring:
                 resend_interval=self.settings.ticket_resend_interval,
             )
         return self.tickets
+
+    def _watch_tickets(self) -> None:
+        assert self.kube is not None and self.tickets is not None
+        watch = watch_secrets(
+            self.kube,
+            self.cluster_resource_namespace,
+            self.tickets.secret_changed,
+            self.watch_state,
+            label_selector=STORE_APP_LABEL,
+            key="tickets",
+        )
+        self._tasks.append(asyncio.create_task(watch))
 
     async def start_events(self) -> None:
         """Serve POST /lark/events (every replica; OSError when the port is taken)."""
