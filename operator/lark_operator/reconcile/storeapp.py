@@ -83,6 +83,8 @@ async def obtain(
     """Tokens for a store app, or why not; `progress` is updated in place."""
     digest = sha256_hex(call.app_secret)
     record = await book.record(call.app_id)
+    if record.ticket is None:
+        record = await book.reread(call.app_id)
     progress.ticket_received_at = record.received_at
     age = None if record.received_at is None else now - record.received_at
     progress.ticket_stale = age is not None and age > settings.ticket_stale_after

@@ -38,9 +38,12 @@ class TicketBook:
         self.kube, self.namespace = kube, namespace
         self.resend_interval, self.clock = resend_interval, clock
         self.listeners: list[Listener] = []
+        # Called once, when the first store app is looked at (the leader's watch of these
+        # Secrets starts then: an operator without store apps needs no access to them).
+        self.on_first_use: Callable[[], None] | None = None
         self._records: dict[str, StoreRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._written_rv: dict[str, str | None] = {}  # secret name -> rv we wrote
+        self._known_rv: dict[str, str | None] = {}  # secret name -> rv we read or wrote
         self._resent_at: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -48,10 +51,17 @@ class TicketBook:
     async def record(self, app_id: str) -> StoreRecord:
         """The app's record, read from its Secret the first time."""
         if app_id not in self._records:
+            if not self._records and self.on_first_use is not None:
+                self.on_first_use()
             async with self._lock(app_id):
                 if app_id not in self._records:
                     self._records[app_id] = await self._read(app_id)
         return self._records[app_id]
+
+    @property
+    def used(self) -> bool:
+        """Some store app has been looked at (a standby that stored a callback, say)."""
+        return bool(self._records)
 
     def cached(self, app_id: str) -> StoreRecord | None:
         return self._records.get(app_id)
@@ -93,13 +103,19 @@ class TicketBook:
 
     # --- the leader's watch of the ticket Secrets ------------------------------------------
     def secret_changed(self, event: str, namespace: str, name: str, rv: str | None) -> None:
-        if event == "SYNC" or (rv is not None and self._written_rv.get(name) == rv):
-            return  # the initial listing, or our own write
+        if rv is not None and self._known_rv.get(name) == rv:
+            return  # our own write, or what we read (the initial listing included)
         for app_id in list(self._records):
             if ticketsecret.secret_name(app_id) == name:
                 task = asyncio.ensure_future(self._reload(app_id))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    async def reread(self, app_id: str) -> StoreRecord:
+        """Read the app's Secret again (no ticket held: another replica may have stored one
+        while a watch event was missed)."""
+        await self._reload(app_id)
+        return self._records[app_id]
 
     async def _reload(self, app_id: str) -> None:
         async with self._lock(app_id):
@@ -120,6 +136,7 @@ class TicketBook:
         except KubeError as e:
             log.warning("cannot read ticket Secret %s/%s: %s", self.namespace, name, e)
             return self._records.get(app_id, StoreRecord(app_id))
+        self._known_rv[name] = ((secret or {}).get("metadata") or {}).get("resourceVersion")
         return ticketsecret.read(secret, app_id)
 
     async def _change(
@@ -165,7 +182,7 @@ class TicketBook:
                     written = await self.kube.replace_secret(
                         self.namespace, name, {**desired, "metadata": meta}
                     )
-                self._written_rv[name] = (written.get("metadata") or {}).get("resourceVersion")
+                self._known_rv[name] = (written.get("metadata") or {}).get("resourceVersion")
                 return
             except KubeError as e:
                 if e.status == 409:

@@ -27,7 +27,8 @@ class StoreEnv(Env):
     def start_operator(self, **kw: Any) -> Any:
         extra = ["--cluster-resource-namespace", self.ns, *kw.pop("extra", [])]
         env = {"LARK_OPERATOR_TICKET_RESEND_INTERVAL_SECONDS": "3600", **kw.pop("env", {})}
-        return super().start_operator(events_port=self.events_port, extra=extra, env=env, **kw)
+        kw.setdefault("events_port", self.events_port)
+        return super().start_operator(extra=extra, env=env, **kw)
 
     def store_larkapp(self, name: str, tenants: dict[str, Any], **spec: Any) -> None:
         self.kube.put_secret(
