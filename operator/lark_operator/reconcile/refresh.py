@@ -187,22 +187,36 @@ def apply(
     )
 
 
-def _after_failure(
-    token: TokenState, f: Failed, settings: Settings, now: float, rng: Callable[[], float]
-) -> TokenState:
-    failures = token.failures + 1
-    delay = policy.retry_delay(
-        kind=f.kind,
+def retry_delay(
+    settings: Settings,
+    kind: ErrorKind,
+    failures: int,
+    now: float,
+    token_expires_at: float | None,
+    retry_after: float | None,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """policy.retry_delay with the operator's settings (a LarkApp, or one store tenant)."""
+    return policy.retry_delay(
+        kind=kind,
         failures=failures,
         now=now,
-        token_expires_at=token.held.earliest_expiry if token.held else None,
-        retry_after=f.retry_after,
+        token_expires_at=token_expires_at,
+        retry_after=retry_after,
         base=settings.retry_base,
         cap=settings.retry_cap,
         credentials_cap=settings.credentials_retry_cap,
         near_expiry_cap=settings.near_expiry_retry_cap,
         rng=rng,
     )
+
+
+def _after_failure(
+    token: TokenState, f: Failed, settings: Settings, now: float, rng: Callable[[], float]
+) -> TokenState:
+    failures = token.failures + 1
+    expires = token.held.earliest_expiry if token.held else None
+    delay = retry_delay(settings, f.kind, failures, now, expires, f.retry_after, rng)
     credentials = token.credentials
     unsure = credentials is None or credentials.reason != R.VALID
     if f.credentials is not None and (f.definite or unsure):

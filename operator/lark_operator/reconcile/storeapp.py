@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from lark_operator.models import Refresh, StoreSpec
 from lark_operator.openplatform import ErrorKind, OpenPlatformClient, OpenPlatformError, Token
 from lark_operator.openplatform.token import TICKET_INVALID
-from lark_operator.reconcile.refresh import Failed, Issued, Outcome, upstream_failure
+from lark_operator.reconcile.refresh import (
+    Failed,
+    Issued,
+    Outcome,
+    retry_delay,
+    upstream_failure,
+)
 from lark_operator.reconcile.storeprogress import StoreProgress, TenantFailure
 from lark_operator.reconcile.tickets import TicketBook
 from lark_operator.settings import Settings
@@ -150,17 +156,14 @@ async def obtain(
         failed.reason = result.reason
         if result.kind is ErrorKind.TOKEN_INVALID:
             progress.refetch_app_token = True
-        failed.next_try_at = now + policy.retry_delay(
-            kind=result.kind,
-            failures=failed.failures,
-            now=now,
-            token_expires_at=expires.get(tenant_type(tk)),
-            retry_after=result.retry_after,
-            base=settings.retry_base,
-            cap=settings.retry_cap,
-            credentials_cap=settings.credentials_retry_cap,
-            near_expiry_cap=settings.near_expiry_retry_cap,
-            rng=rng,
+        failed.next_try_at = now + retry_delay(
+            settings,
+            result.kind,
+            failed.failures,
+            now,
+            expires.get(tenant_type(tk)),
+            result.retry_after,
+            rng,
         )
     wakes = [due_at(expires["app"], call.app_id, call.refresh, lifetime)]
     wakes += [
