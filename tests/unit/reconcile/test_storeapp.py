@@ -192,3 +192,44 @@ async def test_tenants_all_follow_the_learned_set(clock: Clock) -> None:
     fresh = TicketBook(kube, "ns", clock=clock)  # type: ignore[arg-type]
     record = await fresh.record(APP)
     assert record.tenants == {"t1"} and record.ticket == "tk-1"
+
+
+async def test_a_stale_ticket_asks_a_resend_and_status_says_ticket_missing(clock: Clock) -> None:
+    from lark_operator.models import LarkAppSpec
+    from lark_operator.reconcile.publish import Publisher
+    from lark_operator.reconcile.state import App
+    from lark_operator.status.facts import Credentials
+
+    kube, platform = FakeKube(), Platform(clock)
+    book = TicketBook(kube, "ns", clock=clock)  # type: ignore[arg-type]
+    await book.ticket(APP, "tk-1")
+    progress = StoreProgress()
+    clock.now += Settings().ticket_stale_after + 1  # no push for over 2 hours
+    out = await run(platform, book, store({"keys": ["t1"]}), clock, progress=progress)
+    assert isinstance(out, Issued)  # the last ticket still works...
+    assert progress.ticket_stale and ("resend", APP) in platform.calls  # ...but ask again
+
+    app = App(
+        "ns",
+        "shop",
+        spec=LarkAppSpec.parse(
+            {
+                "appId": APP,
+                "appSecretRef": {"name": "s"},
+                "appType": "Store",
+                "store": {
+                    "encryptKeyRef": {"name": "k"},
+                    "verificationTokenRef": {"name": "k"},
+                    "tenants": {"keys": ["t1"]},
+                },
+            }
+        ),
+    )
+    app.store = progress
+    app.token.held = out.tokens
+    app.token.credentials = Credentials(Reason.VALID, "ok")
+    observed = Publisher(kube, clock, 300).observed(app)  # type: ignore[arg-type]
+    assert observed.credentials is not None
+    assert observed.credentials.reason == Reason.TICKET_MISSING
+    assert "event URL" in observed.credentials.message
+    assert observed.store is not None and observed.store.tenants == 1
