@@ -4,7 +4,9 @@ availability"): `activate_status` 2 enabled, 1 disabled by the tenant, 5 licence
 6 plan expired; any other value is not usable and reported verbatim. An app without the bot
 capability cannot be read this way: Unknown, not broken.
 
-Asked once per refresh cycle per LarkApp (after a refresh, and once after a start). The
+Asked once per refresh cycle per app (`Checker`): an answer is kept per token, so the
+LarkApps sharing an app's token share one call (single-flight), and a new token — the next
+cycle — asks again; a forced refresh (`kubectl lark refresh`) asks again at once. The
 functions take a client, a base URL and a token, not a LarkApp: anything holding a tenant
 token of an app (ClusterLarkApp) checks it the same way.
 """
@@ -15,12 +17,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError
+from lark_operator.openplatform.singleflight import SingleFlight
 from lark_operator.status.facts import AvailabilityFacts
 from lark_operator.tokens.secret import HeldTokens
 from lark_operator.tokens.storetokens import tenant_of
+from lark_operator.vocabulary.digests import sha256_hex
 from lark_operator.vocabulary.reasons import Reason
 
 R = Reason
+MAX_REMEMBERED = 10_000  # answers kept (per token); beyond that the memory starts over
 BY_STATUS: dict[int, tuple[Reason, str]] = {
     2: (R.AVAILABLE, "enabled"),
     1: (R.APP_DISABLED, "disabled by the tenant"),
@@ -76,3 +81,32 @@ async def check(
     except OpenPlatformError as e:
         return from_error(e, app_id)
     return from_bot(bot, app_id)
+
+
+class Checker:
+    """bot/v3/info once per (base URL, token): remembered, and shared while in flight."""
+
+    def __init__(self, client: OpenPlatformClient) -> None:
+        self.client = client
+        self._seen: dict[str, AvailabilityFacts] = {}
+        self._flight: SingleFlight[str, AvailabilityFacts] = SingleFlight()
+
+    async def check(
+        self,
+        base_url: str,
+        token: str,
+        app_id: str,
+        *,
+        fresh: bool = False,
+        request_id: str | None = None,
+    ) -> AvailabilityFacts:
+        key = sha256_hex(f"{base_url} {token}")
+        if not fresh and key in self._seen:
+            return self._seen[key]
+        facts = await self._flight.do(
+            key, lambda: check(self.client, base_url, token, app_id, request_id=request_id)
+        )
+        if len(self._seen) >= MAX_REMEMBERED:
+            self._seen.clear()
+        self._seen[key] = facts
+        return facts

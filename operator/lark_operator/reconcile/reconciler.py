@@ -68,6 +68,7 @@ class Reconciler:
         self.kube, self.client, self.settings = kube, client, settings
         self.tickets = tickets
         self._availability: dict[Key, asyncio.Future[None]] = {}
+        self.availability = availability.Checker(client)
         if tickets is not None:
             tickets.listeners.append(self.store_changed)
         self.clock, self.rng = clock, rng
@@ -277,11 +278,13 @@ class Reconciler:
                 outcome = dataclasses.replace(failed, credentials=valid, app_secret_digest=digest)
             else:
                 self._apply(app, spec, outcome, now)
-                await self._check_availability(app, spec)
+                await self._check_availability(app, spec, fresh=force)
                 return
         self._apply(app, spec, outcome, now)
 
-    async def _check_availability(self, app: App, spec: LarkAppSpec) -> None:
+    async def _check_availability(
+        self, app: App, spec: LarkAppSpec, *, fresh: bool = False
+    ) -> None:
         """bot/v3/info with a tenant token held (none held: nothing to ask with), in a task
         of its own: a slow answer never holds up a refresh or a status write. The result
         is published when it changes."""
@@ -296,8 +299,8 @@ class Reconciler:
 
         async def check() -> None:
             try:
-                facts = await availability.check(
-                    self.client, base_url, token, spec.app_id, request_id=rid
+                facts = await self.availability.check(
+                    base_url, token, spec.app_id, fresh=fresh, request_id=rid
                 )
             except Exception as e:  # never let it take the reconciler down
                 log.warning("availability check failed: %s", type(e).__name__)

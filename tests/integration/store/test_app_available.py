@@ -52,13 +52,13 @@ def test_app_available_follows_the_apps_activate_status(env_factory: Any) -> Non
     env.app_secret("lark-secret", SECRET)
     env.larkapp("app", APP)
     eventually(lambda: env.ready("app"), 30, what="Ready")
-    eventually(lambda: (c := available(env)) and c["reason"] == "Available", 15)
+    eventually(lambda: (c := available(env)) and c["reason"] == "Available", 30)
     assert available(env)["status"] == "True"
     assert activate_status_metric(env) == 2
 
     env.emu.set_app(APP, activate_status=1)
     refresh(env, "disable")
-    eventually(lambda: (c := available(env)) and c["reason"] == "AppDisabled", 20)
+    eventually(lambda: (c := available(env)) and c["reason"] == "AppDisabled", 30)
     cond = available(env)
     assert cond["status"] == "False" and "activate_status 1" in cond["message"]
     ready = env.kube.condition(env.ns, "app", "Ready")
