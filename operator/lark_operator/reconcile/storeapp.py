@@ -17,6 +17,7 @@ so that anything naming a store app (ClusterLarkApp) refreshes the same way.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from lark_operator.vocabulary.digests import sha256_hex
 from lark_operator.vocabulary.reasons import Reason
 from lark_operator.vocabulary.timefmt import rfc3339
 
+log = logging.getLogger("lark_operator.reconcile")
 TENANT_CONCURRENCY = 8
 
 
@@ -164,6 +166,16 @@ async def obtain(
             expires.get(tenant_type(tk)),
             result.retry_after,
             rng,
+        )
+        log.warning(
+            "tenant %s: refresh failed (%s), attempt %d, next try in %.0fs; the other tenants "
+            "are not held up: %s",
+            tk,
+            result.reason,
+            failed.failures,
+            failed.next_try_at - now,
+            result,  # OpenPlatformError text never carries a secret or a token
+            extra={"error_code": str(result.code) if result.code is not None else None},
         )
     wakes = [due_at(expires["app"], call.app_id, call.refresh, lifetime)]
     wakes += [
