@@ -95,6 +95,44 @@ CONSECUTIVE_FAILURES = Gauge(
     registry=REGISTRY,
 )
 
+# --- Store apps: callbacks, tickets, tenants ------------------------------------------------
+CALLBACKS_ACCEPTED = Counter(
+    "lark_service_callbacks_accepted_total",
+    "Event callbacks accepted at POST /lark/events, by type (url_verification, app_ticket, "
+    "app_open, app_uninstalled).",
+    ["type"],
+    registry=REGISTRY,
+)
+CALLBACKS_REJECTED = Counter(
+    "lark_service_callbacks_rejected_total",
+    "Event callbacks refused with a 4xx (nothing changed), by reason: too_large, malformed, "
+    "unsigned, bad_signature, stale, replayed, undecryptable, bad_token, unknown_app, "
+    "unsupported.",
+    ["reason"],
+    registry=REGISTRY,
+)
+
+STORE_TENANTS = Gauge(
+    "lark_service_store_tenants",
+    "A store app's tenants: state=wanted (listed, or installed with tenants.all), ready (a "
+    "valid token in the Secret), failing (last refresh failed).",
+    ["namespace", "name", "state"],
+    registry=REGISTRY,
+)
+TICKET_RECEIVED = Gauge(
+    "lark_service_ticket_received_timestamp_seconds",
+    "Unix time at which the last app_ticket of a store LarkApp's app arrived.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+APP_ACTIVATE_STATUS = Gauge(
+    "lark_service_app_activate_status",
+    "bot/v3/info's activate_status of the LarkApp's app, verbatim (2 enabled, 1 disabled, "
+    "5 licence expired, 6 plan expired); absent while unknown.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+
 # --- Probes -----------------------------------------------------------------------------
 PROBE_UP = Gauge(
     "lark_service_probe_up",
@@ -276,6 +314,22 @@ def count_phase(counted: str | None, phase: str | None) -> str | None:
         if phase is not None:
             MANAGED_APPS.labels(phase).inc()
     return phase
+
+
+def set_store(
+    namespace: str, name: str, wanted: int, ready: int, failing: int, ticket_at: float | None
+) -> None:
+    for state, n in (("wanted", wanted), ("ready", ready), ("failing", failing)):
+        _set(STORE_TENANTS, (namespace, name, state), n)
+    if ticket_at is not None:
+        _set(TICKET_RECEIVED, (namespace, name), ticket_at)
+
+
+def set_activate_status(namespace: str, name: str, status: int | None) -> None:
+    if status is None:
+        _remove(APP_ACTIVATE_STATUS, namespace, name)
+    else:
+        _set(APP_ACTIVATE_STATUS, (namespace, name), status)
 
 
 def forget_probes(namespace: str, name: str, dependency: str | None = None) -> None:

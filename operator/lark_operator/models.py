@@ -108,6 +108,31 @@ class Probes(_Model):
         return tuple(d for d in DEPENDENCIES if getattr(self, d) is not None)
 
 
+class EncryptKeyRef(SecretKeyRef):
+    key: str = "encryptKey"
+
+
+class VerificationTokenRef(SecretKeyRef):
+    key: str = "verificationToken"
+
+
+class StoreTenants(_Model):
+    """Which tenants get a tenant_access_token: those listed, or every tenant that has
+    installed the app (learned from app_open, dropped on app_uninstalled)."""
+
+    keys: tuple[str, ...] = ()
+    all: bool = False
+
+
+class StoreSpec(_Model):
+    encrypt_key_ref: EncryptKeyRef = Field(alias="encryptKeyRef")
+    verification_token_ref: VerificationTokenRef = Field(alias="verificationTokenRef")
+    tenants: StoreTenants = Field(default_factory=StoreTenants)
+
+    def secret_names(self) -> set[str]:
+        return {self.encrypt_key_ref.name, self.verification_token_ref.name}
+
+
 class LarkAppSpec(_Model):
     app_id: str = Field(alias="appId")
     app_secret_ref: AppSecretRef = Field(alias="appSecretRef")
@@ -117,6 +142,12 @@ class LarkAppSpec(_Model):
     target: Target = Field(default_factory=lambda: Target.model_validate({}))
     probes: Probes = Field(default_factory=Probes)
     suspend: bool = False
+    app_type: Literal["SelfBuilt", "Store"] = Field("SelfBuilt", alias="appType")
+    store: StoreSpec | None = None  # the schema requires it iff appType is Store
+
+    @property
+    def is_store(self) -> bool:
+        return self.app_type == "Store" and self.store is not None
 
     @classmethod
     def parse(cls, spec: Any) -> LarkAppSpec:
@@ -132,6 +163,8 @@ class LarkAppSpec(_Model):
     def referenced_secrets(self) -> set[str]:
         """Names of every Secret in the namespace this LarkApp reads."""
         names = {self.app_secret_ref.name}
+        if self.store is not None:
+            names |= self.store.secret_names()
         p = self.probes
         if p.postgres:
             names.add(p.postgres.dsn_secret_ref.name)

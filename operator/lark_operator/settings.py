@@ -53,6 +53,20 @@ class Settings(BaseSettings):
     probe_status_every: float = Field(
         300.0, gt=0, validation_alias=_env("PROBE_STATUS_EVERY_SECONDS")
     )
+    # Store apps: the platform's event callbacks (POST /lark/events; 0: not served), and where
+    # cluster-wide state lives (app tickets; None: the operator's own namespace).
+    events_port: int = Field(9092, ge=0, le=65535)
+    cluster_resource_namespace: str | None = None
+    # A callback signed longer ago than this (or this far ahead) is a replay: refused.
+    event_max_age: float = Field(300.0, gt=0, validation_alias=_env("EVENT_MAX_AGE_SECONDS"))
+    # The platform pushes an app_ticket about hourly: none for this long is TicketMissing.
+    ticket_stale_after: float = Field(
+        7200.0, gt=0, validation_alias=_env("TICKET_STALE_AFTER_SECONDS")
+    )
+    # At most one app_ticket/resend per app this often (at start without a ticket, on 10012).
+    ticket_resend_interval: float = Field(
+        60.0, gt=0, validation_alias=_env("TICKET_RESEND_INTERVAL_SECONDS")
+    )
     # HA by Lease (app/leader.py): only the holder of the Lease runs kopf and the reconciler.
     leader_elect: bool = False
     leader_elect_namespace: str | None = None

@@ -85,6 +85,10 @@ class Emulator(Proc):
         token_ttl: int = 7200,
         reissue_window: int = 1800,
         port: int | None = None,
+        store_apps: Sequence[str] = (),  # APP_ID:SECRET:ENCRYPT_KEY:VERIFICATION_TOKEN
+        tenants: Sequence[str] = (),  # APP_ID:TENANT_KEY
+        event_url: str | None = None,
+        ticket_interval: float = 3600,
     ):
         self.port = port or free_port()
         argv = [
@@ -101,6 +105,12 @@ class Emulator(Proc):
         ]
         for app_id, secret in apps.items():
             argv += ["--app", f"{app_id}:{secret}"]
+        for spec in store_apps:
+            argv += ["--store-app", spec]
+        for spec in tenants:
+            argv += ["--tenant", spec]
+        if event_url:
+            argv += ["--event-url", event_url, "--ticket-interval", str(ticket_interval)]
         super().__init__(argv, log_path)
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -128,8 +138,19 @@ class Emulator(Proc):
     def clear_faults(self) -> None:
         http_json(self.url + "/_emulator/faults", "DELETE")
 
-    def set_app(self, app_id: str, secret: str) -> None:
-        http_json(self.url + "/_emulator/apps", "POST", {"app_id": app_id, "app_secret": secret})
+    def set_app(self, app_id: str, secret: str | None = None, **availability: Any) -> None:
+        body = {"app_id": app_id, **availability}
+        if secret is not None:
+            body["app_secret"] = secret
+        http_json(self.url + "/_emulator/apps", "POST", body)
+
+    def event(self, app_id: str, type: str, tenant_key: str | None = None) -> Any:
+        """Push a tenant event (app_open / app_uninstalled) or a new app_ticket now."""
+        body = {"app_id": app_id, "type": type, "tenant_key": tenant_key}
+        return http_json(self.url + "/_emulator/events", "POST", body)
+
+    def pushes(self) -> list[dict[str, Any]]:
+        return list(http_json(self.url + "/_emulator/events")["pushes"])
 
     def tokens(self, app_id: str) -> Any:
         return http_json(self.url + f"/_emulator/tokens/{app_id}")
@@ -144,15 +165,22 @@ class Operator(Proc):
         allowed: Sequence[str] = (),
         extra: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        events_port: int | None = None,
     ):
         self.health_port = free_port()
+        self.events_port = events_port or free_port()
         argv = [SCRIPT, "run", "--health-port", str(self.health_port), "--log-format", "json"]
+        argv += ["--events-port", str(self.events_port)]
         for ns in namespaces:
             argv += ["--namespace", ns]
         for url in allowed:
             argv += ["--allowed-base-url", url]
         argv += list(extra)
         super().__init__(argv, log_path, env={"KUBECONFIG": kubeconfig, **(env or {})})
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.events_port}/lark/events"
 
     @property
     def health_url(self) -> str:

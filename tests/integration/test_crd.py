@@ -35,6 +35,18 @@ def _with(path: str, value: Any) -> dict[str, Any]:
 
 
 _DELETE = object()
+_STORE = {
+    "encryptKeyRef": {"name": "store-keys"},
+    "verificationTokenRef": {"name": "store-keys"},
+    "tenants": {"all": True},
+}
+
+
+def _store(tenants: dict[str, Any]) -> dict[str, Any]:
+    return _with(
+        "spec", {**GOOD["spec"], "appType": "Store", "store": {**_STORE, "tenants": tenants}}
+    )
+
 
 # (case id, manifest, field the error must name)
 MALFORMED = [
@@ -106,6 +118,30 @@ MALFORMED = [
         "spec.probes.rabbitmq",
     ),
     ("suspend-string", _with("spec.suspend", "yes"), "spec.suspend"),
+    # Store apps: spec.store iff appType Store; tenants exactly one of keys / all.
+    ("store-without-store", _with("spec.appType", "Store"), "spec.store"),
+    ("selfbuilt-with-store", _with("spec.store", _STORE), "spec.store"),
+    ("appType-word", _with("spec.appType", "Marketplace"), "spec.appType"),
+    (
+        "store-tenants-both",
+        _store({"keys": ["t1"], "all": True}),
+        "spec.store.tenants",
+    ),
+    ("store-tenants-none", _store({}), "spec.store.tenants"),
+    ("store-tenants-empty-keys", _store({"keys": []}), "spec.store.tenants"),
+    ("store-tenant-key-pattern", _store({"keys": ["a b"]}), "spec.store.tenants.keys"),
+    (
+        "store-missing-encryptKeyRef",
+        _with(
+            "spec",
+            {
+                **GOOD["spec"],
+                "appType": "Store",
+                "store": {"verificationTokenRef": {"name": "k"}, "tenants": {"all": True}},
+            },
+        ),
+        "spec.store.encryptKeyRef",
+    ),
 ]
 
 

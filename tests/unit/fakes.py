@@ -121,3 +121,45 @@ class ScriptedClient:
 
     def invalidate(self, base_url: str, app_id: str, app_secret: str, token_type: str) -> None:
         self.invalidated += 1
+
+    # Self-built apps only: a unit test of store apps scripts its own (test_storeapp.py).
+    async def store_app_token(
+        self,
+        base_url: str,
+        app_id: str,
+        app_secret: str,
+        app_ticket: str,
+        *,
+        min_valid_for: float = 0.0,
+        force: bool = False,
+        request_id: str | None = None,
+    ) -> Token:
+        raise AssertionError("ScriptedClient serves self-built apps only")
+
+    async def store_tenant_token(
+        self,
+        base_url: str,
+        app_id: str,
+        app_secret: str,
+        app_token: str,
+        tenant_key: str,
+        *,
+        min_valid_for: float = 0.0,
+        force: bool = False,
+        request_id: str | None = None,
+    ) -> Token:
+        raise AssertionError("ScriptedClient serves self-built apps only")
+
+    def invalidate_store(self, base_url: str, app_id: str, app_secret: str) -> None:
+        raise AssertionError("ScriptedClient serves self-built apps only")
+
+    async def resend_ticket(
+        self, base_url: str, app_id: str, app_secret: str, *, request_id: str | None = None
+    ) -> None:
+        raise AssertionError("ScriptedClient serves self-built apps only")
+
+    async def bot_info(
+        self, base_url: str, tenant_token: str, *, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """An enabled bot (the availability check runs after every refresh)."""
+        return {"activate_status": 2, "app_name": "scripted"}

@@ -108,6 +108,8 @@ than one needs ha.enabled (values.schema.json caps .Values.replicas at 1).
 - --allowed-base-url
 - {{ . | quote }}
 {{- end }}
+- --events-port
+- {{ ternary .Values.events.port 0 .Values.events.enabled | quote }}
 {{- if .Values.ha.enabled }}
 - --leader-elect
 - --leader-elect-namespace
@@ -162,6 +164,19 @@ namespaced mode, part of the ClusterRole otherwise). Each rule says which code n
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+{{- end }}
+
+{{/*
+Store apps (events.enabled only), in the release namespace (the operator's cluster resource
+namespace): one Secret per store app holds its app_ticket and learned tenants. get/create/
+update read and write it (read-modify-write with resourceVersion); list/watch is the
+leader's label-selected watch that picks up what a standby stored. The admission policy
+lets it create only labelled Secrets.
+*/}}
+{{- define "lark-operator.storeRules" -}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, create, update]
 {{- end }}
 
 {{/*

@@ -63,6 +63,7 @@ async def _main(settings: Settings, election: leader.ElectionConfig | None) -> i
             return 0
         return await _run_elected(wiring, election)
     finally:
+        await wiring.stop_events()
         await wiring.stop_health()
 
 
@@ -81,6 +82,14 @@ async def _preflight(wiring: Wiring) -> None:
         raise StartupError(
             f"cannot serve /health and /metrics on {where}: {e.strerror or e} "
             "(another process holds the port? use --health-port / --metrics-port)"
+        ) from None
+    try:
+        await wiring.start_events()
+    except OSError as e:
+        raise StartupError(
+            f"cannot serve POST /lark/events on {s.bind_address}:{s.events_port}: "
+            f"{e.strerror or e} (another process holds the port? use --events-port; 0 turns "
+            "the store apps' callbacks off)"
         ) from None
 
 

@@ -15,15 +15,21 @@ SecretChanged = Callable[[str, str, str, str | None], None]
 
 
 async def watch_secrets(
-    kube: KubeClient, namespace: str | None, on_change: SecretChanged, state: dict[str, str]
+    kube: KubeClient,
+    namespace: str | None,
+    on_change: SecretChanged,
+    state: dict[str, str],
+    *,
+    label_selector: str | None = None,
+    key: str = "secrets",
 ) -> None:
     """Forever: every Secret event (metadata only) to `on_change(event, ns, name, rv)`;
-    `state["secrets"]` says how the watch is doing (for /health)."""
+    `state[key]` says how the watch is doing (for /health)."""
     while True:
         try:
-            async for event, obj in kube.watch_secret_metadata(namespace):
+            async for event, obj in kube.watch_secret_metadata(namespace, label_selector):
                 if event == "SYNCED":
-                    state["secrets"] = "watching"  # listed: every change from here is seen
+                    state[key] = "watching"  # listed: every change from here is seen
                     continue
                 meta = obj.get("metadata") or {}
                 on_change(
@@ -35,7 +41,7 @@ async def watch_secrets(
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            state["secrets"] = f"error: {type(e).__name__}"
+            state[key] = f"error: {type(e).__name__}"
             log.warning("Secret watch failed (%s); retrying in 5s", e)
             await asyncio.sleep(5)
 

@@ -10,14 +10,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lark_operator import __version__, metrics
+from lark_operator.app.events import EventsServer
 from lark_operator.app.health import HealthServer, Reports
-from lark_operator.app.leader import LeaderElector
+from lark_operator.app.leader import LeaderElector, default_namespace
 from lark_operator.app.watch import measure_loop_lag, watch_secrets
 from lark_operator.kube import Auth, KubeClient
 from lark_operator.openplatform import OpenPlatformClient
 from lark_operator.probes.scheduler import ProbeScheduler
 from lark_operator.reconcile.reconciler import Reconciler
+from lark_operator.reconcile.storekeys import KeyDirectory
+from lark_operator.reconcile.tickets import TicketBook
 from lark_operator.settings import Settings
+from lark_operator.vocabulary.names import STORE_APP_LABEL
 
 log = logging.getLogger("lark_operator.app")
 
@@ -31,6 +35,9 @@ class Wiring:
     client: OpenPlatformClient | None = None
     probes: ProbeScheduler | None = None
     reconciler: Reconciler | None = None
+    # Store apps: every replica (standbys too) answers callbacks and stores tickets.
+    tickets: TicketBook | None = None
+    events: EventsServer | None = None
     # "standalone", or with --leader-elect "standby" until the Lease is held, then "leader"
     role: str = "standalone"
     election: LeaderElector | None = None
@@ -68,12 +75,20 @@ class Wiring:
         self.client = OpenPlatformClient(rate_per_second=s.api_rate_per_second, burst=s.api_burst)
         self.probes = ProbeScheduler(max_concurrency=s.max_concurrent_probes)
         await self.probes.start()
-        self.reconciler = Reconciler(self.kube, self.client, s, probes=self.probes)
+        self.reconciler = Reconciler(
+            self.kube, self.client, s, probes=self.probes, tickets=self.store_parts()
+        )
         await self.reconciler.start()
         namespaces: list[str | None] = list(s.namespaces) or [None]
         for ns in namespaces:
             watch = watch_secrets(self.kube, ns, self.reconciler.secret_changed, self.watch_state)
             self._tasks.append(asyncio.create_task(watch))
+        # Tickets and tenants a standby stored from a callback (docs/store-apps.md): watched
+        # from the first store app on (no store app, no access to those Secrets needed).
+        if self.store_parts().used:
+            self._watch_tickets()
+        else:
+            self.store_parts().on_first_use = self._watch_tickets
         self._tasks.append(asyncio.create_task(measure_loop_lag(self._loop_lag)))
         await self.start_health()
         where = "namespaces " + ",".join(s.namespaces) if s.namespaces else "all namespaces"
@@ -88,9 +103,61 @@ class Wiring:
                 await part.stop()
         if self.client:
             await self.client.close()
+        await self.stop_events()
         if self.kube:
             await self.kube.close()
         await self.stop_health()
+
+    @property
+    def cluster_resource_namespace(self) -> str:
+        return self.settings.cluster_resource_namespace or default_namespace()
+
+    def store_parts(self) -> TicketBook:
+        """The ticket book (made once, with the first Kubernetes client)."""
+        if self.tickets is None:
+            assert self.kube is not None
+            self.tickets = TicketBook(
+                self.kube,
+                self.cluster_resource_namespace,
+                resend_interval=self.settings.ticket_resend_interval,
+            )
+        return self.tickets
+
+    def _watch_tickets(self) -> None:
+        assert self.kube is not None and self.tickets is not None
+        watch = watch_secrets(
+            self.kube,
+            self.cluster_resource_namespace,
+            self.tickets.secret_changed,
+            self.watch_state,
+            label_selector=STORE_APP_LABEL,
+            key="tickets",
+        )
+        self._tasks.append(asyncio.create_task(watch))
+
+    async def start_events(self) -> None:
+        """Serve POST /lark/events (every replica; OSError when the port is taken)."""
+        s = self.settings
+        if self.events is not None or not s.events_port or self.kube is None:
+            return
+        directory = KeyDirectory(self.kube, list(s.namespaces))
+        self.events = EventsServer(
+            directory,
+            self.store_parts(),
+            port=s.events_port,
+            bind_address=s.bind_address,
+            max_age=s.event_max_age,
+        )
+        try:
+            await self.events.start()
+        except OSError:
+            self.events = None
+            raise
+
+    async def stop_events(self) -> None:
+        if self.events is not None:
+            await self.events.stop()
+            self.events = None
 
     async def start_health(self) -> None:
         """Serve /health and /metrics; a standby does so long before `start`."""

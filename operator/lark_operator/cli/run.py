@@ -57,6 +57,18 @@ def register(sub: Any) -> None:
         help="An Open Platform base URL a LarkApp may name in spec.domain (repeatable) "
         f"[${ENV}ALLOWED_BASE_URLS, comma-separated]",
     )
+    p.add_argument(
+        "--events-port",
+        type=int,
+        default=None,
+        help="Port of POST /lark/events, the store apps' event callbacks; 0: not served [9092]",
+    )
+    p.add_argument(
+        "--cluster-resource-namespace",
+        default=None,
+        help="Namespace of cluster-wide state (store apps' app_ticket Secrets) "
+        "[the operator's own namespace]",
+    )
     ha = p.add_argument_group("leader election (HA with a coordination.k8s.io Lease)")
     ha.add_argument(
         "--leader-elect",
@@ -96,6 +108,8 @@ _FIELDS = (
     "log_format",
     "log_level",
     "allowed_base_urls",
+    "events_port",
+    "cluster_resource_namespace",
     "leader_elect",
     "leader_elect_namespace",
     "leader_elect_name",

@@ -17,7 +17,11 @@ Controls (for tests and demos):
   malformed? (true|"json_garbage"|"html"|"truncated"|"wrong_types"|"missing_fields"),
   reset? (close without answering), count? (absent: until DELETE), ratelimit_reset? [1],
   ratelimit_limit? [50]}; GET and DELETE /_emulator/faults.
-- POST /_emulator/apps {app_id, app_secret, revoke? [false]}: add or rotate an app.
+- POST /_emulator/apps {app_id, app_secret?, revoke? [false], activate_status? [2],
+  ip_white_list? [[]], bot? [true]}: add or rotate an app; what bot/v3/info answers for it
+  (bot false: a non-zero code, as for an app without the bot capability).
+- Store apps (storeapi.py): app_access_token with an app_ticket, tenant_access_token per
+  tenant, app_ticket/resend, tickets pushed to the event URL; POST|GET /_emulator/events.
 - GET /_emulator/calls -> {"total": N, "apps": {app_id: {path: n}}} (faulted calls count;
   "-" for calls without a known app); DELETE /_emulator/calls resets.
 - GET /_emulator/tokens/{app_id}: issued tokens with expiry; GET|POST /_emulator/clock

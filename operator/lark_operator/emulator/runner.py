@@ -9,8 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from lark_operator.emulator.server import STATE, create_app
+from lark_operator.emulator.server import PUSHER, STATE, create_app
 from lark_operator.emulator.state import EmulatorState, Fault
+from lark_operator.emulator.store import StoreApp
+from lark_operator.emulator.storeapi import Pusher
 
 
 @dataclass
@@ -25,6 +27,10 @@ class EmulatorHandle:
     @property
     def state(self) -> EmulatorState:
         return self.app[STATE]
+
+    @property
+    def pusher(self) -> Pusher:
+        return self.app[PUSHER]
 
     def advance(self, seconds: float) -> float:
         return self.state.advance(seconds)
@@ -51,8 +57,23 @@ async def running_emulator(
     token_ttl: float = 7200,
     reissue_window: float = 1800,
     clock: Callable[[], float] | None = None,
+    store_apps: dict[str, tuple[str, StoreApp]] | None = None,
+    tenants: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    event_url: str | None = None,
+    ticket_interval: float = 3600.0,
+    resend_delay: float = 0.2,
 ) -> AsyncIterator[EmulatorHandle]:
-    app = create_app(apps, token_ttl=token_ttl, reissue_window=reissue_window, clock=clock)
+    app = create_app(
+        apps,
+        token_ttl=token_ttl,
+        reissue_window=reissue_window,
+        clock=clock,
+        store_apps=store_apps,
+        tenants=tenants,
+        event_url=event_url,
+        ticket_interval=ticket_interval,
+        resend_delay=resend_delay,
+    )
     # Short shutdown: an injected latency must not hold a test's teardown for a minute.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lark_operator.emulator import storeapi
 from lark_operator.emulator.state import (
     APP_PATH,
     BOT_INFO_PATH,
@@ -29,10 +30,12 @@ from lark_operator.emulator.state import (
     EmulatorState,
     Fault,
 )
+from lark_operator.emulator.store import NO_BOT_CAPABILITY, StoreApp
 
 log = logging.getLogger("lark_operator.emulator")
 
 STATE = web.AppKey("state", EmulatorState)
+PUSHER = web.AppKey("pusher", storeapi.Pusher)
 JSON = "application/json; charset=utf-8"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,10 +45,39 @@ def create_app(
     token_ttl: float = 7200,
     reissue_window: float = 1800,
     clock: Callable[[], float] | None = None,
+    *,
+    store_apps: dict[str, tuple[str, StoreApp]] | None = None,
+    tenants: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    event_url: str | None = None,
+    ticket_interval: float = 3600.0,
+    resend_delay: float = 0.2,
 ) -> web.Application:
+    """`store_apps`: app_id -> (app secret, StoreApp); `tenants`: (app_id, tenant_key)."""
     app = web.Application()
+    store = {a: s for a, (_, s) in (store_apps or {}).items()}
+    for app_id, tenant_key in tenants:
+        if app_id not in store:
+            raise ValueError(f"--tenant names {app_id}, which is not a --store-app")
+        store[app_id].tenants.add(tenant_key)
+    all_apps = {**apps, **{a: secret for a, (secret, _) in (store_apps or {}).items()}}
     app[STATE] = EmulatorState(
-        apps, token_ttl=token_ttl, reissue_window=reissue_window, clock=clock
+        all_apps,
+        token_ttl=token_ttl,
+        reissue_window=reissue_window,
+        clock=clock,
+        store_apps=store,
+    )
+    app[PUSHER] = storeapi.Pusher(app[STATE], event_url, ticket_interval)
+    storeapi.register(
+        app,
+        STATE,
+        app[PUSHER],
+        answer=_answer,
+        error=_error,
+        fault=lambda r, app_id, kind: _apply_fault(
+            r, r.app[STATE].take_fault(app_id, r.path), kind
+        ),
+        resend_delay=resend_delay,
     )
     app.router.add_post(TENANT_PATH, _token_handler("tenant"))
     app.router.add_post(APP_PATH, _token_handler("app"))
@@ -99,6 +131,8 @@ def _token_handler(kind: str) -> Handler:
         if app_id is None or not isinstance(secret, str) or not app_id or not secret:
             return _error(INVALID_PARAM)
         code = state.check_credentials(app_id, secret)
+        if not code and app_id in state.store:
+            code = INVALID_PARAM  # a store app has no /internal tokens (ticket flow only)
         if code:
             log.info("%s %s: code %d", request.path, app_id, code)
             return _error(code)
@@ -127,12 +161,16 @@ async def _bot_info(request: web.Request) -> web.StreamResponse:
     token = state.lookup(value, "tenant")
     if token is None:
         return _error(INVALID_TOKEN, 400)
+    availability = state.availability_of(token.app_id)
+    if not availability.bot:
+        msg = "the app has no bot capability (emulated: the real code is unconfirmed)"
+        return _answer({"code": NO_BOT_CAPABILITY, "msg": msg}, 400)
     open_id = "ou_" + hashlib.sha256(token.app_id.encode()).hexdigest()[:32]
     bot = {
-        "activate_status": 2,
+        "activate_status": availability.activate_status,
         "app_name": token.app_id,
         "avatar_url": "",
-        "ip_white_list": [],
+        "ip_white_list": list(availability.ip_white_list),
         "open_id": open_id,
     }
     return _answer({"code": 0, "msg": "ok", "bot": bot})
@@ -224,16 +262,37 @@ async def _clear_faults(request: web.Request) -> web.StreamResponse:
 
 
 async def _set_app(request: web.Request) -> web.StreamResponse:
+    """{app_id, app_secret?, revoke?, activate_status?, ip_white_list?, bot?}: add or rotate
+    an app (app_secret), and/or set what bot/v3/info answers for it."""
+    state = request.app[STATE]
     body = await _json_body(request)
     if not isinstance(body, dict):
-        return _bad_request("body must be a JSON object {app_id, app_secret, revoke?}")
+        return _bad_request("body must be a JSON object {app_id, app_secret?, ...}")
     app_id, secret, revoke = body.get("app_id"), body.get("app_secret"), body.get("revoke", False)
-    if not isinstance(app_id, str) or not app_id or not isinstance(secret, str) or not secret:
-        return _bad_request("app_id and app_secret must be non-empty strings")
+    if not isinstance(app_id, str) or not app_id:
+        return _bad_request("app_id must be a non-empty string")
+    if secret is None and app_id not in state.apps:
+        return _bad_request("app_secret is needed to add an app")
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        return _bad_request("app_secret must be a non-empty string")
     if not isinstance(revoke, bool):
         return _bad_request("revoke must be a boolean")
-    request.app[STATE].set_app(app_id, secret, revoke=revoke)
-    return web.json_response({"app_id": app_id, "revoked": revoke})
+    try:
+        state.availability_of(app_id).update(body)
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    if secret is not None:
+        state.set_app(app_id, secret, revoke=revoke)
+    availability = state.availability_of(app_id)
+    return web.json_response(
+        {
+            "app_id": app_id,
+            "revoked": revoke,
+            "activate_status": availability.activate_status,
+            "ip_white_list": availability.ip_white_list,
+            "bot": availability.bot,
+        }
+    )
 
 
 async def _get_calls(request: web.Request) -> web.StreamResponse:

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lark_operator.emulator.store import STORE_PATHS, Availability, StoreApp
+
 TENANT_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 APP_PATH = "/open-apis/auth/v3/app_access_token/internal"
 BOT_INFO_PATH = "/open-apis/bot/v3/info"
-API_PATHS = (TENANT_PATH, APP_PATH, BOT_INFO_PATH)
+API_PATHS = (TENANT_PATH, APP_PATH, BOT_INFO_PATH, *STORE_PATHS)
 
 # Credentials outcomes (facts table): the table lists several codes for bad credentials;
 # the emulator answers 10003 ("invalid parameter") for a malformed body or an app_id it does
@@ -62,6 +64,7 @@ class IssuedToken:
     app_id: str
     issued_at: float
     expires_at: float
+    tenant_key: str | None = None  # a store app's tenant token
 
 
 @dataclass
@@ -167,6 +170,7 @@ class EmulatorState:
         token_ttl: float = 7200,
         reissue_window: float = 1800,
         clock: Callable[[], float] | None = None,
+        store_apps: dict[str, StoreApp] | None = None,
     ) -> None:
         if token_ttl <= 0 or reissue_window < 0:
             raise ValueError("token_ttl must be > 0 and reissue_window >= 0")
@@ -180,6 +184,8 @@ class EmulatorState:
         self.faults: list[Fault] = []
         self._next_fault_id = 1
         self.calls: dict[str, Counter[str]] = {}
+        self.store: dict[str, StoreApp] = dict(store_apps or {})
+        self.availability: dict[str, Availability] = {}
 
     # --- time ------------------------------------------------------------------------------
 
@@ -199,8 +205,8 @@ class EmulatorState:
         platform) unless `revoke`."""
         self.apps[app_id] = app_secret
         if revoke:
-            for kind in TOKEN_PREFIX:
-                self._current.pop((app_id, kind), None)
+            for slot in [s for s in self._current if s[0] == app_id]:
+                del self._current[slot]
             for value in [v for v, t in self._issued.items() if t.app_id == app_id]:
                 del self._issued[value]
 
@@ -212,13 +218,17 @@ class EmulatorState:
             return SECRET_INVALID
         return 0
 
-    def issue(self, app_id: str, kind: str) -> tuple[IssuedToken, int]:
+    def issue(
+        self, app_id: str, kind: str, tenant_key: str | None = None
+    ) -> tuple[IssuedToken, int]:
         """The re-issue rule: the current token while at least reissue_window remains,
         otherwise a new one (the old one stays valid until its own expiry). Returns the
-        token and `expire`, its remaining whole seconds."""
+        token and `expire`, its remaining whole seconds. A store app's tenant tokens follow
+        the rule per tenant."""
         now = self.now()
         self._purge(now)
-        token = self._current.get((app_id, kind))
+        slot = (app_id, kind if tenant_key is None else f"{kind}:{tenant_key}")
+        token = self._current.get(slot)
         if token is None or token.expires_at - now < self.reissue_window:
             token = IssuedToken(
                 value=TOKEN_PREFIX[kind] + secrets.token_urlsafe(24),
@@ -226,10 +236,21 @@ class EmulatorState:
                 app_id=app_id,
                 issued_at=now,
                 expires_at=now + self.token_ttl,
+                tenant_key=tenant_key,
             )
-            self._current[(app_id, kind)] = token
+            self._current[slot] = token
             self._issued[token.value] = token
         return token, max(0, math.floor(token.expires_at - now))
+
+    def drop_tenant(self, app_id: str, tenant_key: str) -> None:
+        """A tenant uninstalled the app: its tokens stop working."""
+        self._current.pop((app_id, f"tenant:{tenant_key}"), None)
+        for value in [v for v, t in self._issued.items() if t.tenant_key == tenant_key]:
+            if self._issued[value].app_id == app_id:
+                del self._issued[value]
+
+    def availability_of(self, app_id: str) -> Availability:
+        return self.availability.setdefault(app_id, Availability())
 
     def lookup(self, value: str, kind: str) -> IssuedToken | None:
         """The issued token with this value, if it is of `kind` and not expired."""
@@ -254,6 +275,7 @@ class EmulatorState:
                 "expire": max(0, math.floor(t.expires_at - now)),
                 "valid": t.expires_at > now,
                 "current": t.value in current,
+                "tenant_key": t.tenant_key,
             }
             for t in sorted(self._issued.values(), key=lambda t: t.issued_at)
             if t.app_id == app_id

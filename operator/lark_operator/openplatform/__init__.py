@@ -4,7 +4,7 @@ Knows nothing of Kubernetes; the controller and the CLI both use it. Import from
 the modules behind these names (client, cache, transport, answer, redact, ...) may move.
 """
 
-from lark_operator.openplatform.api import TokenSource
+from lark_operator.openplatform.api import BotInfoSource, PlatformAPI, StoreSource, TokenSource
 from lark_operator.openplatform.backoff import backoff_delay
 from lark_operator.openplatform.client import BOT_INFO_PATH, OpenPlatformClient
 from lark_operator.openplatform.errors import (
@@ -18,10 +18,13 @@ from lark_operator.openplatform.token import TOKEN_PATHS, Token
 __all__ = [
     "BOT_INFO_PATH",
     "TOKEN_PATHS",
+    "BotInfoSource",
     "Classification",
     "ErrorKind",
     "OpenPlatformClient",
     "OpenPlatformError",
+    "PlatformAPI",
+    "StoreSource",
     "Token",
     "TokenSource",
     "backoff_delay",

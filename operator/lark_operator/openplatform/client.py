@@ -34,8 +34,14 @@ from lark_operator.openplatform.backoff import RetryPolicy
 from lark_operator.openplatform.cache import CacheKey, TokenCache, cache_key
 from lark_operator.openplatform.errors import ErrorKind, OpenPlatformError
 from lark_operator.openplatform.ratelimit import TokenBucket, UpstreamBlocks
-from lark_operator.openplatform.token import TOKEN_PATHS, Token
+from lark_operator.openplatform.token import (
+    STORE_TOKEN_PATHS,
+    TICKET_RESEND_PATH,
+    TOKEN_PATHS,
+    Token,
+)
 from lark_operator.openplatform.transport import MAX_BODY_BYTES, Transport
+from lark_operator.vocabulary.digests import sha256_hex
 
 log = logging.getLogger("lark_operator.openplatform")
 
@@ -152,6 +158,104 @@ class OpenPlatformClient:
             redact=(tenant_token,),
             parse=parse_bot,
         )
+
+    # --- store (marketplace) apps ----------------------------------------------------------
+
+    async def store_app_token(
+        self,
+        base_url: str,
+        app_id: str,
+        app_secret: str,
+        app_ticket: str,
+        *,
+        min_valid_for: float = 0.0,
+        force: bool = False,
+        request_id: str | None = None,
+    ) -> Token:
+        """A store app's app_access_token from its app_ticket: cached and single-flight per
+        (base URL, app, secret) like the self-built tokens. 10012: the ticket is stale."""
+        key = (base_url.rstrip("/"), app_id, sha256_hex(app_secret), "store-app")
+        body = {"app_id": app_id, "app_secret": app_secret, "app_ticket": app_ticket}
+        rid = request_id or _request_id()
+        return await self._cache.get(
+            key,
+            lambda: self._fetch_store(key, "app", body, (app_secret, app_ticket), app_id, rid),
+            min_valid_for=min_valid_for,
+            force=force,
+        )
+
+    async def store_tenant_token(
+        self,
+        base_url: str,
+        app_id: str,
+        app_secret: str,
+        app_token: str,
+        tenant_key: str,
+        *,
+        min_valid_for: float = 0.0,
+        force: bool = False,
+        request_id: str | None = None,
+    ) -> Token:
+        """One tenant's tenant_access_token: single-flight per (app, tenant)."""
+        key = (base_url.rstrip("/"), app_id, f"{sha256_hex(app_secret)}:{tenant_key}", "store")
+        body = {"app_access_token": app_token, "tenant_key": tenant_key}
+        rid = request_id or _request_id()
+        return await self._cache.get(
+            key,
+            lambda: self._fetch_store(key, "tenant", body, (app_secret, app_token), app_id, rid),
+            min_valid_for=min_valid_for,
+            force=force,
+        )
+
+    def invalidate_store(self, base_url: str, app_id: str, app_secret: str) -> None:
+        """Drop a store app's cached app token (the platform refused it)."""
+        self._cache.invalidate((base_url.rstrip("/"), app_id, sha256_hex(app_secret), "store-app"))
+
+    async def resend_ticket(
+        self, base_url: str, app_id: str, app_secret: str, *, request_id: str | None = None
+    ) -> None:
+        """Ask the platform to push the app_ticket to the app's event URL again."""
+        await self._transport.call(
+            "POST",
+            base_url.rstrip("/"),
+            TICKET_RESEND_PATH,
+            json_body={"app_id": app_id, "app_secret": app_secret},
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            app_id=app_id,
+            request_id=request_id or _request_id(),
+            redact=(app_secret,),
+            parse=lambda body, now: None,
+        )
+
+    async def _fetch_store(
+        self,
+        key: CacheKey,
+        token_type: str,
+        body: dict[str, str],
+        redact: tuple[str, ...],
+        app_id: str,
+        request_id: str,
+    ) -> Token:
+        token: Token = await self._transport.call(
+            "POST",
+            key[0],
+            STORE_TOKEN_PATHS[token_type],
+            json_body=body,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            app_id=app_id,
+            request_id=request_id,
+            redact=redact,
+            parse=lambda answer, now: parse_token(token_type, answer, now),
+        )
+        log.info(
+            "store %s token obtained for %s, expires in %ds (%s)",
+            token_type,
+            app_id,
+            token.remaining(self._clock()),
+            token.fingerprint(),
+            extra={"request_id": request_id, "app_id": app_id, "error_code": None},
+        )
+        return token
 
     def health(self) -> dict[str, Any]:
         """For /health: how the last upstream calls went (no secrets, no tokens)."""

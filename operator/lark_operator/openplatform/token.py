@@ -17,6 +17,14 @@ TOKEN_PATHS = {
     "app": "/open-apis/auth/v3/app_access_token/internal",
 }
 TOKEN_FIELDS = {"tenant": "tenant_access_token", "app": "app_access_token"}
+# A store (marketplace) app's endpoints: the app token from an app_ticket, a tenant token
+# per tenant from the app token, and asking the platform to push the ticket again.
+STORE_TOKEN_PATHS = {
+    "app": "/open-apis/auth/v3/app_access_token",
+    "tenant": "/open-apis/auth/v3/tenant_access_token",
+}
+TICKET_RESEND_PATH = "/open-apis/auth/v3/app_ticket/resend"
+TICKET_INVALID = 10012  # the app_ticket is stale or unknown: ask for a resend
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ def decide(
 def refresh_due(token: TokenState, pending: Set[Work], now: float) -> bool:
     return (
         Work.REFRESH in pending
+        or Work.STORE in pending
         or token.next_refresh_at is None
         or now >= token.next_refresh_at
         # no token and no failure streak (e.g. its Secret vanished while we were down)

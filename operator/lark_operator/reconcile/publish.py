@@ -15,7 +15,7 @@ from lark_operator.reconcile.refresh import Failed, Outcome, lapses
 from lark_operator.reconcile.state import App, TokenState
 from lark_operator.status.build import build_status
 from lark_operator.status.events import transitions
-from lark_operator.status.facts import Observed, TokenFacts
+from lark_operator.status.facts import Credentials, Observed, StoreFacts, TokenFacts
 from lark_operator.status.model import status_patch
 from lark_operator.vocabulary.dependencies import Dependency
 from lark_operator.vocabulary.reasons import Phase, Reason
@@ -45,11 +45,18 @@ class Publisher:
                 renewed=t.renewed,
             )
         suspended = bool(spec and spec.suspend)
+        credentials, store = t.credentials, None
+        if spec is not None and spec.is_store:
+            store = app.store.facts(t.held, self.clock())
+            if app.store.ticket_stale and credentials and credentials.reason == Reason.VALID:
+                credentials = Credentials(Reason.TICKET_MISSING, _stale_ticket(store))
         return Observed(
             generation=app.generation,
             now=self.clock(),
             suspended=suspended,
-            credentials=t.credentials,
+            credentials=credentials,
+            store=store,
+            availability=app.availability,
             token=token,
             last_error=t.last_error,
             consecutive_failures=t.failures,
@@ -99,6 +106,11 @@ class Publisher:
         metrics.set_consecutive_failures(ns, name, app.token.failures)
         if app.secret.serving:
             metrics.set_token_expiry(ns, name, app.secret.serving)
+        if app.spec is not None and app.spec.is_store:
+            st = app.store.facts(app.token.held, self.clock())
+            metrics.set_store(ns, name, st.tenants, st.ready, st.failing, st.ticket_received_at)
+        a = app.availability
+        metrics.set_activate_status(ns, name, a.activate_status if a else None)
 
     def track(self, app: App) -> None:
         """Count a LarkApp just learned of under the phase its status says."""
@@ -159,7 +171,7 @@ class Publisher:
         changed = (
             before.held is None
             or after.held is None
-            or (before.held.fingerprint() != after.held.fingerprint())
+            or dict(before.held.values) != dict(after.held.values)
         )
         metrics.TOKEN_REFRESHES.labels("success" if changed else "unchanged").inc()
         if changed and after.held is not None:
@@ -169,6 +181,15 @@ class Publisher:
                 rfc3339(after.held.earliest_expiry) or "-",
                 rfc3339(after.next_refresh_at) or "-",
             )
+
+
+def _stale_ticket(store: StoreFacts) -> str:
+    return (
+        f"The last app_ticket arrived at {rfc3339(store.ticket_received_at)}: the platform "
+        "pushes one about hourly, so its pushes are not reaching the operator (a resend was "
+        "asked). Check the event URL in the developer console (Events & Callbacks) and the "
+        "route to POST /lark/events."
+    )
 
 
 def _lapse_note(token: TokenState, now: float) -> str:

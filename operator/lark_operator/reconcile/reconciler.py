@@ -22,14 +22,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from lark_operator import metrics
-from lark_operator.credentials import CredentialError, secret_value
+from lark_operator.credentials import CredentialError, resolve_base_url, secret_value
 from lark_operator.kube import KubeAPI, KubeError
 from lark_operator.logs import current_context, log_context
 from lark_operator.models import LarkAppSpec
-from lark_operator.openplatform import OpenPlatformError, TokenSource
+from lark_operator.openplatform import OpenPlatformError, PlatformAPI
 from lark_operator.probes.result import ProbeResult
 from lark_operator.probes.scheduler import ProbeScheduler
-from lark_operator.reconcile import refresh
+from lark_operator.reconcile import availability, refresh, storeapp
 from lark_operator.reconcile.decide import NOT_READ, Action, decide, next_wake, refresh_due
 from lark_operator.reconcile.index import SecretIndex
 from lark_operator.reconcile.probelink import ProbeLink
@@ -38,6 +38,7 @@ from lark_operator.reconcile.refresh import Failed, Issued, Outcome
 from lark_operator.reconcile.registry import Registry
 from lark_operator.reconcile.scheduler import Scheduler
 from lark_operator.reconcile.state import App, Key, Work
+from lark_operator.reconcile.tickets import TicketBook
 from lark_operator.reconcile.tokensecret import TokenSecrets, target_refused, write_failure
 from lark_operator.settings import Settings
 from lark_operator.status.facts import Credentials
@@ -56,14 +57,20 @@ class Reconciler:
     def __init__(
         self,
         kube: KubeAPI,
-        client: TokenSource,
+        client: PlatformAPI,
         settings: Settings,
         *,
         probes: ProbeScheduler | None = None,
+        tickets: TicketBook | None = None,
         clock: Any = time.time,
         rng: Any = random.random,
     ):
         self.kube, self.client, self.settings = kube, client, settings
+        self.tickets = tickets
+        self._availability: dict[Key, asyncio.Future[None]] = {}
+        self.availability = availability.Checker(client)
+        if tickets is not None:
+            tickets.listeners.append(self.store_changed)
         self.clock, self.rng = clock, rng
         self.index = SecretIndex(kube.get_secret)
         self.registry = Registry(self.index)
@@ -78,6 +85,8 @@ class Reconciler:
         await self.scheduler.start()
 
     async def stop(self) -> None:
+        for task in list(self._availability.values()):
+            task.cancel()
         await self.scheduler.stop()
 
     def health(self) -> dict[str, Any]:
@@ -127,6 +136,14 @@ class Reconciler:
             return
         for app in self.registry.secret_changed(event, namespace, name, rv):
             self.scheduler.now(app.key)
+
+    def store_changed(self, app_id: str) -> None:
+        """A store app's ticket or tenants changed (a callback here, or on another replica):
+        its LarkApps get what is due or missing now."""
+        for app in self.registry.apps.values():
+            if app.spec is not None and app.spec.is_store and app.spec.app_id == app_id:
+                app.pending.add(Work.STORE)
+                self.scheduler.now(app.key)
 
     async def on_probe_result(self, key: Hashable, result: ProbeResult) -> None:
         app = self.registry.lookup(key)
@@ -181,6 +198,8 @@ class Reconciler:
                 await self._mark_refresh_handled(app)
             elif action is Action.REPAIR:
                 await self._repair(app, spec)
+            if app.availability is None:  # once after a start, then once per refresh
+                await self._check_availability(app, spec)
         await self.publisher.publish(app, live=self.registry.get(app.key) is app)
         wake = next_wake(app.token, spec.suspend, self.clock())
         if wake is not None:
@@ -195,9 +214,13 @@ class Reconciler:
         if recorded is None:
             return  # a new LarkApp (nothing recorded, nothing to adopt): no read
         held = await self.secrets.adopt(app, spec, recorded)
-        if held is None or set(held.values) != set(refresh.token_types(spec)):
+        if held is None or (
+            not spec.is_store and set(held.values) != set(refresh.token_types(spec))
+        ):
             return  # nothing usable, or the spec asks for other token types now
         now, next_at = self.clock(), app.token.next_refresh_at
+        if spec.is_store:
+            next_at = now  # each tenant is looked at: only what is due is fetched
         if held.earliest_expiry <= now:
             next_at = now  # expired while we were down: status says Expired until renewed
         elif next_at is None:
@@ -231,6 +254,8 @@ class Reconciler:
         refused = target_refused(spec, app.name)
         if refused is not None:  # before any upstream call
             outcome = write_failure(spec, app.name, SecretNotOwned(refused), now)
+        elif spec.is_store:
+            outcome = await self._obtain_store(app, spec, force=force, now=now)
         else:
             outcome = await refresh.obtain(
                 client=self.client,
@@ -251,7 +276,65 @@ class Reconciler:
                 valid = Credentials(Reason.VALID, f"App {spec.app_id} authenticated.")
                 digest = outcome.app_secret_digest
                 outcome = dataclasses.replace(failed, credentials=valid, app_secret_digest=digest)
+            else:
+                self._apply(app, spec, outcome, now)
+                await self._check_availability(app, spec, fresh=force)
+                return
         self._apply(app, spec, outcome, now)
+
+    async def _check_availability(
+        self, app: App, spec: LarkAppSpec, *, fresh: bool = False
+    ) -> None:
+        """bot/v3/info with a tenant token held (none held: nothing to ask with), in a task
+        of its own: a slow answer never holds up a refresh or a status write. The result
+        is published when it changes."""
+        token = availability.tenant_token(app.token.held)
+        if token is None or app.removed or app.key in self._availability:
+            return
+        try:
+            base_url = resolve_base_url(spec.domain, self.settings.allowed_base_urls)
+        except CredentialError:
+            return
+        rid = current_context().get("request_id")
+
+        async def check() -> None:
+            try:
+                facts = await self.availability.check(
+                    base_url, token, spec.app_id, fresh=fresh, request_id=rid
+                )
+            except Exception as e:  # never let it take the reconciler down
+                log.warning("availability check failed: %s", type(e).__name__)
+                return
+            finally:
+                self._availability.pop(app.key, None)
+            if facts != app.availability and self.registry.get(app.key) is app:
+                app.availability = facts
+                self.scheduler.now(app.key)
+
+        self._availability[app.key] = asyncio.ensure_future(check())
+
+    async def _obtain_store(
+        self, app: App, spec: LarkAppSpec, *, force: bool, now: float
+    ) -> refresh.Outcome:
+        creds = await refresh.read_credentials(
+            self.index.get, app.namespace, spec, self.settings.allowed_base_urls, now
+        )
+        if isinstance(creds, Failed):
+            return creds
+        assert spec.store is not None and self.tickets is not None
+        return await storeapp.obtain(
+            storeapp.StoreCall(spec.app_id, spec.store, spec.refresh, *creds),
+            client=self.client,
+            book=self.tickets,
+            held=app.token.held,
+            lifetime=app.token.lifetime,
+            progress=app.store,
+            settings=self.settings,
+            force=force,
+            now=now,
+            request_id=current_context().get("request_id"),
+            rng=self.rng,
+        )
 
     async def _repair(self, app: App, spec: LarkAppSpec) -> None:
         """The token Secret changed (or its name did): make it hold the token again."""

@@ -34,6 +34,9 @@ class Issued:
     tokens: HeldTokens
     lifetime: float  # of the token(s) as the platform gave them (`expire`)
     app_secret_digest: str
+    # When to refresh next, when the obtainer knows better than the earliest expiry (a
+    # store app: each tenant in its own window, a failing tenant on its own backoff).
+    next_refresh_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ Outcome = Issued | Failed
 
 
 def token_types(spec: LarkAppSpec) -> list[str]:
+    """The token types a self-built app's Secret holds (a store app's depend on its tenants)."""
     return [t for t in ("tenant", "app") if getattr(spec.tokens, t)]
 
 
@@ -72,16 +76,10 @@ async def obtain(
 ) -> Outcome:
     """Tokens for `spec`, or why not. Nothing is sent anywhere the allowlist refuses, and
     nothing at all before the app Secret has been read and checked."""
-    try:
-        base_url = resolve_base_url(spec.domain, allowed_base_urls)
-        ref = spec.app_secret_ref
-        secret = await read_secret(namespace, ref.name)
-        app_secret = secret_value(
-            secret, ref.name, ref.key, namespace=namespace, field="spec.appSecretRef"
-        )
-    except CredentialError as e:
-        read = e.reason != R.DOMAIN_NOT_ALLOWED  # the Secret was the problem
-        return config_failure(e.reason, e.message, now, digest=None if read else UNCHANGED)
+    creds = await read_credentials(read_secret, namespace, spec, allowed_base_urls, now)
+    if isinstance(creds, Failed):
+        return creds
+    base_url, app_secret = creds
     # Only a token fresher than the one being renewed may come from the shared cache.
     min_valid = policy.max_lead(spec.refresh.renew_before_seconds, spec.refresh.jitter, lifetime)
     values: dict[str, str] = {}
@@ -106,6 +104,27 @@ async def obtain(
                 client.invalidate(base_url, spec.app_id, app_secret, token_type)
         return upstream_failure(e, now, sha256_hex(app_secret))
     return Issued(HeldTokens(values, expires), got_lifetime, sha256_hex(app_secret))
+
+
+async def read_credentials(
+    read_secret: ReadSecret,
+    namespace: str,
+    spec: LarkAppSpec,
+    allowed_base_urls: list[str],
+    now: float,
+) -> tuple[str, str] | Failed:
+    """(base URL, app secret), or the Failed that says why not (no upstream call made)."""
+    try:
+        base_url = resolve_base_url(spec.domain, allowed_base_urls)
+        ref = spec.app_secret_ref
+        secret = await read_secret(namespace, ref.name)
+        app_secret = secret_value(
+            secret, ref.name, ref.key, namespace=namespace, field="spec.appSecretRef"
+        )
+    except CredentialError as e:
+        read = e.reason != R.DOMAIN_NOT_ALLOWED  # the Secret was the problem
+        return config_failure(e.reason, e.message, now, digest=None if read else UNCHANGED)
+    return base_url, app_secret
 
 
 def config_failure(reason: str, message: str, now: float, digest: str | None = UNCHANGED) -> Failed:
@@ -144,8 +163,9 @@ def apply(
     if isinstance(outcome, Failed):
         return _after_failure(token, outcome, settings, now, rng)
     new = outcome.tokens
-    changed = token.held is None or new.fingerprint() != token.held.fingerprint()
-    next_at = policy.next_refresh_at(
+    # Any token replaced (a store app's tenants change apart from its app token).
+    changed = token.held is None or dict(new.values) != dict(token.held.values)
+    next_at = outcome.next_refresh_at or policy.next_refresh_at(
         new.earliest_expiry,
         spec.refresh.renew_before_seconds,
         spec.refresh.jitter,
@@ -167,22 +187,36 @@ def apply(
     )
 
 
-def _after_failure(
-    token: TokenState, f: Failed, settings: Settings, now: float, rng: Callable[[], float]
-) -> TokenState:
-    failures = token.failures + 1
-    delay = policy.retry_delay(
-        kind=f.kind,
+def retry_delay(
+    settings: Settings,
+    kind: ErrorKind,
+    failures: int,
+    now: float,
+    token_expires_at: float | None,
+    retry_after: float | None,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """policy.retry_delay with the operator's settings (a LarkApp, or one store tenant)."""
+    return policy.retry_delay(
+        kind=kind,
         failures=failures,
         now=now,
-        token_expires_at=token.held.earliest_expiry if token.held else None,
-        retry_after=f.retry_after,
+        token_expires_at=token_expires_at,
+        retry_after=retry_after,
         base=settings.retry_base,
         cap=settings.retry_cap,
         credentials_cap=settings.credentials_retry_cap,
         near_expiry_cap=settings.near_expiry_retry_cap,
         rng=rng,
     )
+
+
+def _after_failure(
+    token: TokenState, f: Failed, settings: Settings, now: float, rng: Callable[[], float]
+) -> TokenState:
+    failures = token.failures + 1
+    expires = token.held.earliest_expiry if token.held else None
+    delay = retry_delay(settings, f.kind, failures, now, expires, f.retry_after, rng)
     credentials = token.credentials
     unsure = credentials is None or credentials.reason != R.VALID
     if f.credentials is not None and (f.definite or unsure):

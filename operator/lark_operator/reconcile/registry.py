@@ -110,6 +110,8 @@ def _spec_changed(app: App, old: LarkAppSpec, new: LarkAppSpec) -> None:
         app.token = TokenState()
     if _token_inputs(old) != _token_inputs(new):
         app.pending.add(Work.REFRESH)  # a new app/secret/domain/token set: fetch for it now
+    elif old.store != new.store:
+        app.pending.add(Work.STORE)  # tenants listed or keys changed: what is due or missing
     before, after = old.token_secret_name(app.name), new.token_secret_name(app.name)
     if before != after:
         # Write the held token to the new target now; the old one is let go after.
@@ -120,4 +122,4 @@ def _spec_changed(app: App, old: LarkAppSpec, new: LarkAppSpec) -> None:
 
 
 def _token_inputs(spec: LarkAppSpec) -> tuple[Any, ...]:
-    return (spec.app_id, spec.app_secret_ref, spec.domain, spec.tokens)
+    return (spec.app_id, spec.app_secret_ref, spec.domain, spec.tokens, spec.app_type)

@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Any
 
 from lark_operator.models import LarkAppSpec
-from lark_operator.status.facts import Credentials, ErrorFacts
+from lark_operator.reconcile.storeprogress import StoreProgress
+from lark_operator.status.facts import AvailabilityFacts, Credentials, ErrorFacts
 from lark_operator.tokens.secret import HeldTokens
 
 Key = tuple[str, str]  # (namespace, name)
@@ -22,6 +23,7 @@ class Work(StrEnum):
     CREDENTIALS = "credentials"  # its app Secret changed: retry at once if the value did
     TOKEN_SECRET = "token-secret"  # its token Secret changed (or its name): check, repair
     PROBES = "probes"  # its probe config or a probe's Secret changed
+    STORE = "store"  # a store app's ticket or tenants changed: get what is due or missing
 
 
 @dataclass(slots=True)
@@ -82,6 +84,8 @@ class App:
     resumed: bool = False  # the token Secret was looked at after a (re)start
     removed: bool = False  # the LarkApp is gone: write nothing more for it
     write_failed: bool = False  # the last reconcile could not write what it should
+    store: StoreProgress = field(default_factory=StoreProgress)  # store apps only
+    availability: AvailabilityFacts | None = None  # bot/v3/info, once per refresh cycle
 
     @property
     def key(self) -> Key:

@@ -24,6 +24,7 @@ from lark_operator.tokens.secret import (
     read_token_secret,
 )
 from lark_operator.tokens.store import SecretNotOwned, TokenSecretStore
+from lark_operator.tokens.storetokens import by_type
 from lark_operator.vocabulary.reasons import Reason
 
 log = logging.getLogger("lark_operator.reconcile")
@@ -129,4 +130,4 @@ def remember(app: App, secret: Mapping[str, Any] | None) -> None:
         app.secret.body = None
     app.secret.rv = (secret or {}).get("metadata", {}).get("resourceVersion")
     held = read_token_secret(secret)
-    app.secret.serving = dict(held.expires_at) if held is not None else {}
+    app.secret.serving = by_type(held.expires_at) if held is not None else {}

@@ -12,7 +12,13 @@ from typing import Any
 
 from lark_operator.status.facts import Observed
 from lark_operator.status.gitops import gitops_conditions
-from lark_operator.status.model import Condition, LarkAppStatus, LastError, TokenStatus
+from lark_operator.status.model import (
+    Condition,
+    LarkAppStatus,
+    LastError,
+    StoreStatus,
+    TokenStatus,
+)
 from lark_operator.vocabulary.dependencies import Dependency
 from lark_operator.vocabulary.hints import hint_for
 from lark_operator.vocabulary.reasons import CREDENTIAL_FAILURES, ConditionType, Phase, Reason
@@ -90,6 +96,9 @@ def _phase_and_ready(
         problems.append((cred.reason, cred.message))
     if tok.reason in _TOKEN_PROBLEMS and not problems:
         problems.append((tok.reason, tok.message))
+    available = conds.get(C.APP_AVAILABLE)
+    if available is not None and available.status == "False":
+        problems.append((available.reason, available.message))
     for dep in deps:
         c = conds[dep.condition]
         if c.status == "False":
@@ -120,6 +129,11 @@ def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> LarkAppSt
         C.CREDENTIALS_VALID: _credentials_condition(obs),
         C.TOKEN_READY: _token_condition(obs),
     }
+    if obs.availability is not None:
+        a = obs.availability
+        conds[C.APP_AVAILABLE] = _condition(
+            C.APP_AVAILABLE, a.status, a.reason, a.message, obs.generation
+        )
     deps = [Dependency(d) for d in obs.configured_probes]
     for dep in deps:
         conds[dep.condition] = _probe_condition(dep, dep.condition, obs)
@@ -149,6 +163,16 @@ def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> LarkAppSt
             at=rfc3339(e.at),
         )
     probes = {str(d): dict(obs.probes[d]) for d in deps if d in obs.probes}
+    store = None
+    if obs.store is not None:
+        st = obs.store
+        store = StoreStatus(
+            ticketReceivedAt=rfc3339(st.ticket_received_at),
+            tenants=st.tenants,
+            tenantsReady=st.ready,
+            tenantsFailing=st.failing,
+            earliestTenantExpiresAt=rfc3339(st.earliest_tenant_expiry),
+        )
     return LarkAppStatus(
         observedGeneration=obs.generation,
         phase=phase,
@@ -157,6 +181,7 @@ def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> LarkAppSt
         token=token,
         probes=probes if obs.probes else None,
         lastError=last_error,
+        store=store,
     )
 
 

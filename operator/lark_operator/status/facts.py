@@ -37,6 +37,28 @@ class ErrorFacts:
     at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoreFacts:
+    """A store app's ticket and tenants, summarised (counts, never the list)."""
+
+    ticket_received_at: float | None
+    tenants: int
+    ready: int
+    failing: int
+    earliest_tenant_expiry: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityFacts:
+    """What bot/v3/info said of the app: status True/False/Unknown, an AppAvailable reason,
+    the verbatim activate_status in the message."""
+
+    status: str
+    reason: Reason
+    message: str
+    activate_status: int | None = None
+
+
 @dataclass(frozen=True)
 class Observed:
     generation: int
@@ -49,3 +71,5 @@ class Observed:
     configured_probes: tuple[Dependency, ...] = ()
     # dependency -> the status.probes entry last decided to be written
     probes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    store: StoreFacts | None = None
+    availability: AvailabilityFacts | None = None

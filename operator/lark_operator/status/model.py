@@ -41,6 +41,14 @@ class LastError(_Status):
     at: str | None = None
 
 
+class StoreStatus(_Status):
+    ticketReceivedAt: str | None = None
+    tenants: int
+    tenantsReady: int
+    tenantsFailing: int
+    earliestTenantExpiresAt: str | None = None
+
+
 class LarkAppStatus(_Status):
     observedGeneration: int
     phase: Phase
@@ -50,6 +58,7 @@ class LarkAppStatus(_Status):
     # dependency -> probes.result.ProbeResult.to_status() (shaped in one place: there)
     probes: dict[str, dict[str, Any]] | None = None
     lastError: LastError | None = None
+    store: StoreStatus | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """As written to the apiserver (no empty fields)."""

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from lark_operator.models import LarkAppSpec
+from lark_operator.tokens import storetokens
 from lark_operator.vocabulary.digests import fingerprint, sha256_hex
 from lark_operator.vocabulary.names import (
     ADOPT_ANNOTATION,
@@ -73,7 +74,8 @@ def build_token_secret(
     spec: LarkAppSpec,
     tokens: HeldTokens,
 ) -> dict[str, Any]:
-    data = {TOKEN_KEYS[t]: _b64(v) for t, v in sorted(tokens.values.items())}
+    data = {TOKEN_KEYS[t]: _b64(v) for t, v in sorted(tokens.values.items()) if t in TOKEN_KEYS}
+    data.update(storetokens.tenant_data(tokens.values, tokens.expires_at))
     data["expires_at"] = _b64(rfc3339(tokens.earliest_expiry) or "")
     data["app_id"] = _b64(spec.app_id)
     labels = dict(spec.target.labels)
@@ -84,7 +86,8 @@ def build_token_secret(
     annotations[BASE_URL_ANNOTATION] = spec.base_url()
     # Expiry per token type, so a restarted operator knows each one without parsing data.
     for t, exp in sorted(tokens.expires_at.items()):
-        annotations[expires_annotation(t)] = rfc3339(exp) or ""
+        if t in TOKEN_KEYS:  # a store app's tenants: expires_at.<tenant_key> in data
+            annotations[expires_annotation(t)] = rfc3339(exp) or ""
     meta: dict[str, Any] = {
         "name": spec.token_secret_name(larkapp_name),
         "namespace": namespace,
@@ -113,6 +116,7 @@ def drift(actual: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> list[
     out = []
     have_data, want_data = actual.get("data") or {}, desired["data"]
     stale = set(TOKEN_KEYS.values()) - set(want_data)  # a token type no longer kept
+    stale |= storetokens.stale_keys(have_data, want_data)  # a tenant no longer served
     if any(have_data.get(k) != v for k, v in want_data.items()) or stale & set(have_data):
         out.append("data")
     a_meta, d_meta = actual.get("metadata") or {}, desired["metadata"]
@@ -220,6 +224,11 @@ def read_token_secret(secret: Mapping[str, Any] | None) -> HeldTokens | None:
         if exp is None:
             return None
         expires[t] = exp
+    tenants = storetokens.read_tenants(data)
+    if tenants is None:
+        return None
+    values.update(tenants[0])
+    expires.update(tenants[1])
     if not values:
         return None
     return HeldTokens(values, expires)
@@ -263,4 +272,6 @@ def merge_secret(
     for stale in ("tenant_access_token", "app_access_token"):
         if stale not in desired["data"]:
             data.pop(stale, None)
+    for stale in storetokens.stale_keys(data, desired["data"]):
+        data.pop(stale)
     return {**desired, "metadata": meta, "data": data}

@@ -36,6 +36,9 @@ HINTS: dict[Reason, str] = {
     "'lark', or have the operator's admin add your Open Platform's base URL to "
     "--allowed-base-url (Helm value allowedBaseUrls). A link-local or cloud metadata address "
     "(169.254.0.0/16, fe80::/10, metadata.google.internal) is never allowed.",
+    R.TICKET_MISSING: "No app_ticket reached the operator: set the developer console's Events & "
+    "Callbacks request URL to the operator's POST /lark/events (chart: events Service/Ingress) "
+    "and check lark_service_callbacks_rejected_total; a resend was asked.",
     R.UNKNOWN_ERROR: "The Open Platform answered an unexpected code; it is reported verbatim. "
     "Look it up in the platform's error code table.",
     # TokenReady
@@ -53,6 +56,14 @@ HINTS: dict[Reason, str] = {
     "lastError; workloads are failing authentication now.",
     R.SUSPENDED: "spec.suspend is true: set it to false to resume refreshing and probing.",
     R.PENDING: "Waiting for the first token.",
+    # AppAvailable (bot/v3/info; AppDisabled is shared with CredentialsValid)
+    R.AVAILABLE: "Nothing to do.",
+    R.LICENSE_EXPIRED: "The app's licence expired for the tenant: renew it, then annotate the "
+    "LarkApp to refresh (kubectl lark refresh).",
+    R.PLAN_EXPIRED: "The tenant's plan expired: renew it in the admin console, then annotate the "
+    "LarkApp to refresh (kubectl lark refresh).",
+    R.UNKNOWN: "bot/v3/info could not tell (no bot capability, or an unexpected answer, reported "
+    "verbatim): nothing is broken for that alone; see docs/troubleshooting.md.",
     # Probes
     R.HEALTHY: "Nothing to do.",
     R.UNREACHABLE: "Nothing answers at the configured address: check the server is running, "

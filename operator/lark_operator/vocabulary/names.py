@@ -33,3 +33,9 @@ EXPIRES_ANNOTATIONS = {
 
 def expires_annotation(token_type: str) -> str:
     return EXPIRES_ANNOTATIONS[token_type]
+
+
+# On a store app's ticket Secret (in the cluster resource namespace): which app it is for,
+# and when its app_ticket arrived.
+STORE_APP_LABEL = "larkservice.io/store-app"
+TICKET_RECEIVED_ANNOTATION = "larkservice.io/ticket-received-at"

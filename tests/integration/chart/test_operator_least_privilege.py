@@ -168,3 +168,71 @@ def test_ha_replicas_elect_a_leader_on_the_charts_lease(
         second.stop()
         first.stop()
         helm.uninstall(release, namespace)
+
+
+def test_store_app_on_the_charts_rbac_and_admission_policy(
+    helm: Helm,
+    kube: Kube,
+    namespace: str,
+    watch_namespaces: list[str],
+    emulator_factory: Any,
+    tmp_path: Path,
+) -> None:
+    """events.enabled, namespaced: the operator as the chart's ServiceAccount stores the
+    ticket in its Secret in the release namespace (created and replaced through the
+    admission policy) and gets the store tokens, without a single refusal."""
+    from tests.fixtures.procs import free_port
+
+    a, _ = watch_namespaces
+    release = f"st-{uuid.uuid4().hex[:6]}"
+    sa = f"{release}-lark-operator"
+    helm.install(
+        release,
+        namespace,
+        {"crds": {"install": False}, "watchNamespaces": [a], "events": {"enabled": True}},
+    )
+    wait_policy_enforced(kube, sa_user(namespace, sa), a, f"{namespace}-{sa}")
+    port = free_port()
+    store_id, key, token = "cli_chartstore01", "chart-encrypt-key", "chart-verification"
+    emu = emulator_factory(
+        {},
+        store_apps=[f"{store_id}:{APP_SECRET}:{key}:{token}"],
+        tenants=[f"{store_id}:tenant-c1"],
+        event_url=f"http://127.0.0.1:{port}/lark/events",
+    )
+    cfg = sa_kubeconfig(kube, namespace, sa, tmp_path / "sa.kubeconfig")
+    op = Operator(
+        tmp_path / "operator.log",
+        cfg,
+        [a],
+        [emu.url],
+        extra=["--cluster-resource-namespace", namespace],
+        events_port=port,
+    ).start(wait=True)
+    try:
+        kube.put_secret(a, "store-secret", {"appSecret": APP_SECRET})
+        kube.put_secret(a, "store-keys", {"encryptKey": key, "verificationToken": token})
+        store = {
+            "encryptKeyRef": {"name": "store-keys"},
+            "verificationTokenRef": {"name": "store-keys"},
+            "tenants": {"keys": ["tenant-c1"]},
+        }
+        spec = {"appId": store_id, "appSecretRef": {"name": "store-secret"}, "domain": emu.url}
+        kube.create_larkapp(a, "shop", {**spec, "appType": "Store", "store": store})
+        eventually(lambda: _ready(kube, a, "shop"), timeout=40, what="store app Ready")
+        data = kube.secret(a, "shop-lark-token")
+        assert data and data["tenant_access_token.tenant-c1"] and data["app_access_token"]
+        # A second ticket replaces the first in the Secret (an update through the policy).
+        from lark_operator.tokens.ticketsecret import secret_name
+
+        first = kube.secret(namespace, secret_name(store_id))["app_ticket"]
+        assert emu.event(store_id, "app_ticket")["status"] == 200
+        eventually(
+            lambda: kube.secret(namespace, secret_name(store_id))["app_ticket"] != first,
+            timeout=15,
+            what="the new ticket stored",
+        )
+        _no_permission_trouble(op)
+    finally:
+        op.stop()
+        helm.uninstall(release, namespace)

@@ -496,6 +496,8 @@ def test_args_env_and_scheduling_from_values(helm: Helm) -> None:
         "https://open.example.com",
         "--allowed-base-url",
         "http://10.0.0.5:8080",
+        "--events-port",
+        "0",  # events.enabled false: no store-app callbacks served
         "--metrics-port",
         "9092",
     ]

@@ -34,14 +34,16 @@ def test_status_table_countdown_and_hint(cli: Cli, apps: Env) -> None:
     header = table.splitlines()[0]
     for column in ("NAMESPACE", "NAME", "APP ID", "READY", "PHASE", "TOKEN EXPIRES IN"):
         assert column in header
+    assert "APP AVAILABLE" in header
     assert header.split()[-3:] == ["POSTGRES", "REDIS", "RABBITMQ"]
 
     good = row_of(table, "good")
     assert good[:5] == [apps.ns, "good", "cli_cligood1", "True", "Ready"]
-    assert re.fullmatch(r"1h5\dm|2h", good[5]), good  # a fresh 7200 s token
-    assert good[6:] == ["-", "-", "-"]  # no probes configured
+    assert good[5] in ("Available", "-"), good  # bot/v3/info answered, or not yet
+    assert re.fullmatch(r"1h5\dm|2h", good[6]), good  # a fresh 7200 s token
+    assert good[7:] == ["-", "-", "-"]  # no probes configured
     bad = row_of(table, "bad")
-    assert bad[3:6] == ["False", "Failed", "-"]
+    assert bad[3:7] == ["False", "Failed", "-", "-"]  # no token: nothing to ask bot/v3/info
 
     # Below the table: the one LarkApp that is not Ready, its reason and what to do.
     assert "good:" not in below

@@ -42,6 +42,9 @@ ALERTS = REPO / "charts" / "lark-operator" / "files" / "alerts.yaml"
 OK_APP, OK_SECRET = "cli_obsok01", "obs-ok-secret-value-1"
 BAD_APP, BAD_SECRET = "cli_obsbad01", "obs-bad-secret-value-1"
 RL_APP, RL_SECRET = "cli_obsrl01", "obs-rl-secret-value-1"
+# A store app: its ticket pushed over loopback to the operator's events port.
+STORE_APP, STORE_SECRET = "cli_obsstore01", "obs-store-secret-value-1"
+STORE_KEY, STORE_TOKEN = "obs-store-encrypt-key", "obs-store-verification-token"
 
 # Alert conditions this scenario makes true (pending, as all have `for:` or need time), and
 # the LarkApp/labels each must name; every other alert's condition must be empty.
@@ -78,7 +81,15 @@ def test_alerts_and_dashboard_against_real_prometheus(
 ) -> None:
     started = time.monotonic()
     ns = namespace
-    emu = emulator_factory({OK_APP: OK_SECRET, BAD_APP: BAD_SECRET, RL_APP: RL_SECRET})
+    events_port = procs.free_port()
+    emu = emulator_factory(
+        {OK_APP: OK_SECRET, BAD_APP: BAD_SECRET, RL_APP: RL_SECRET},
+        store_apps=[f"{STORE_APP}:{STORE_SECRET}:{STORE_KEY}:{STORE_TOKEN}"],
+        tenants=[f"{STORE_APP}:obs-tenant-1"],
+        event_url=f"http://127.0.0.1:{events_port}/lark/events",
+    )
+    kube.put_secret(ns, "store-secret", {"appSecret": STORE_SECRET})
+    kube.put_secret(ns, "store-keys", {"encryptKey": STORE_KEY, "verificationToken": STORE_TOKEN})
     kube.put_secret(ns, "ok-secret", {"appSecret": OK_SECRET})
     kube.put_secret(ns, "wrong-secret", {"appSecret": "not-the-app-secret"})
     kube.put_secret(ns, "rl-secret", {"appSecret": RL_SECRET})
@@ -100,6 +111,8 @@ def test_alerts_and_dashboard_against_real_prometheus(
         [ns],
         allowed=[emu.url],
         env={"LARK_OPERATOR_API_RATE": "5", "LARK_OPERATOR_API_BURST": "1"},
+        events_port=events_port,
+        extra=["--cluster-resource-namespace", ns],
     )
     prom: Prometheus = prometheus_factory([f"127.0.0.1:{op.health_port}"], [ALERTS])
     eventually(lambda: prom.query('up{job="lark-operator"} == 1'), 20, what="first scrape")
@@ -125,6 +138,13 @@ def test_alerts_and_dashboard_against_real_prometheus(
     kube.create_larkapp(ns, "limited", spec(RL_APP, "rl-secret"))
     # parked: suspended.
     kube.create_larkapp(ns, "parked", spec(OK_APP, "ok-secret", suspend=True))
+    # shop: a store app with one tenant (ticket via resend, callbacks, store metrics).
+    store = {
+        "encryptKeyRef": {"name": "store-keys"},
+        "verificationTokenRef": {"name": "store-keys"},
+        "tenants": {"keys": ["obs-tenant-1"]},
+    }
+    kube.create_larkapp(ns, "shop", spec(STORE_APP, "store-secret", appType="Store", store=store))
 
     def cond(name: str, ctype: str) -> tuple[str, str] | None:
         c = kube.condition(ns, name, ctype)
@@ -136,6 +156,8 @@ def test_alerts_and_dashboard_against_real_prometheus(
     eventually(lambda: cond("wrong", "CredentialsValid") == ("False", "InvalidCredentials"), 20)
     eventually(lambda: cond("wrong", "RedisHealthy") == ("False", "Unreachable"), 20)
     eventually(lambda: cond("parked", "Ready") == ("False", "Suspended"), 20, what="parked")
+    eventually(lambda: cond("shop", "Ready") == ("True", "Ready"), 30, what="store app Ready")
+    eventually(lambda: cond("healthy", "AppAvailable") == ("True", "Available"), 20)
     # clash: its token comes from the shared cache (healthy fetched it), its Secret write fails.
     kube.create_larkapp(ns, "clash", spec(OK_APP, "ok-secret", target={"secretName": "taken"}))
     # A forced refresh once Prometheus has seen the latency histogram: an observation
@@ -190,6 +212,7 @@ def test_alerts_and_dashboard_against_real_prometheus(
     token = (kube.secret(ns, "healthy-lark-token") or {}).get("tenant_access_token")
     assert token
     secrets = [OK_SECRET, BAD_SECRET, RL_SECRET, "not-the-app-secret", token]
+    secrets += [STORE_SECRET, STORE_KEY, STORE_TOKEN]
     secrets.append(redis_server.password)
     stored = prom.api("series", **{"match[]": '{__name__=~"lark_service_.+"}'})
     assert len(stored) > 50
@@ -247,7 +270,7 @@ def test_alerts_and_dashboard_against_real_prometheus(
     )
     redis = pending[("LarkDependencyDown", "wrong", "redis")]
     assert redis["annotations"]["summary"] == f"LarkApp {ns}/wrong: redis unhealthy (Unreachable)"
-    assert not [k for k in pending if k[1] in ("healthy", "twin", "limited", "parked")]
+    assert not [k for k in pending if k[1] in ("healthy", "twin", "limited", "parked", "shop")]
 
     # --- the operator's own view agrees, and the scrape target is healthy ---------------
     targets = prom.api("targets")["activeTargets"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lark_operator.emulator.state import (
@@ -13,7 +15,7 @@ from lark_operator.emulator.state import (
 from tests.helpers.clock import Clock
 
 
-def make(**kw: float) -> tuple[EmulatorState, Clock]:
+def make(**kw: Any) -> tuple[EmulatorState, Clock]:
     clock = Clock()
     return EmulatorState({"cli_a": "s"}, clock=clock, **kw), clock
 

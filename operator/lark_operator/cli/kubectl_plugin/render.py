@@ -87,6 +87,7 @@ class Row:
     expires_at: str | None
     expires_in_seconds: int | None
     probes: dict[str, str | None] = field(default_factory=dict)  # dependency -> reason
+    available: str | None = None  # AppAvailable's reason (bot/v3/info); None: not checked
 
     @property
     def is_ready(self) -> bool:
@@ -116,6 +117,7 @@ def row(obj: Mapping[str, Any], now: dt.datetime) -> Row:
             dep: (str(conds[dep.condition].get("reason")) if dep.condition in conds else None)
             for dep in DEPENDENCIES
         },
+        available=str(conds["AppAvailable"].get("reason")) if "AppAvailable" in conds else None,
     )
 
 
@@ -125,6 +127,7 @@ HEADER = (
     "APP ID",
     "READY",
     "PHASE",
+    "APP AVAILABLE",
     "TOKEN EXPIRES IN",
     "POSTGRES",
     "REDIS",
@@ -140,6 +143,7 @@ def cells(r: Row, now: dt.datetime) -> tuple[str, ...]:
         r.app_id,
         r.ready,
         r.phase,
+        r.available or "-",
         expires,
         *(r.probes.get(dep) or "-" for dep in DEPENDENCIES),
     )
@@ -194,14 +198,18 @@ def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]], now: d
             ("App ID", spec.get("appId")),
             ("Domain", spec.get("domain", "feishu")),
             ("Suspended", "yes" if spec.get("suspend") else None),
+            ("App Type", spec.get("appType")),
             ("Phase", r.phase),
             ("Ready", r.ready if r.is_ready else f"{r.ready} ({r.reason})"),
+            ("App Available", r.available),
             ("Consecutive Failures", status.get("consecutiveFailures")),
             ("Hint", None if r.is_ready else r.hint),
         ]
     )
     lines += ["", "Conditions (oldest transition first):", *_timeline(obj, now)]
     lines += ["", "Token:", *_token(status.get("token"), now)]
+    if status.get("store"):
+        lines += ["", "Store App:", *_store(status["store"], now)]
     lines += ["", "Probes:", *_probes(status.get("probes"), spec, now)]
     if status.get("lastError"):
         lines += ["", "Last Error:", *_last_error(status["lastError"], now)]
@@ -257,6 +265,20 @@ def _token(token: Mapping[str, Any] | None, now: dt.datetime) -> list[str]:
             ("Fingerprint", token.get("fingerprint")),
         ],
         indent="  ",
+    )
+
+
+def _store(store: Mapping[str, Any], now: dt.datetime) -> list[str]:
+    return _fields(
+        [
+            ("Last Ticket", _when(store.get("ticketReceivedAt"), now) or "<none yet>"),
+            (
+                "Tenants",
+                f"{store.get('tenantsReady', 0)}/{store.get('tenants', 0)} ready, "
+                f"{store.get('tenantsFailing', 0)} failing",
+            ),
+            ("Earliest Tenant Expiry", _when(store.get("earliestTenantExpiresAt"), now)),
+        ]
     )
 
 

@@ -16,7 +16,11 @@ from tests.unit.cli.kubectl_plugin.larkapps import NOW, at, cond, larkapp
 
 READY = larkapp(
     "good",
-    [cond("Ready", "True", "Ready"), cond("TokenReady", "True", "Issued")],
+    [
+        cond("Ready", "True", "Ready"),
+        cond("TokenReady", "True", "Issued"),
+        cond("AppAvailable", "True", "Available"),
+    ],
     phase="Ready",
     token={
         "expiresAt": at(6720),
@@ -92,15 +96,27 @@ def test_status_table() -> None:
         "APP ID",
         "READY",
         "PHASE",
+        "APP AVAILABLE",
         "TOKEN EXPIRES IN",
         "POSTGRES",
         "REDIS",
         "RABBITMQ",
     ]
     assert [line.split() for line in lines[1:]] == [
-        ["ns1", "good", "cli_good", "True", "Ready", "1h52m", "-", "-", "-"],
-        ["ns1", "slow", "cli_slow", "False", "Degraded", "EXPIRED", "Unreachable", "Healthy", "-"],
-        ["ns1", "new", "cli_new", "-", "-", "-", "-", "-", "-"],
+        ["ns1", "good", "cli_good", "True", "Ready", "Available", "1h52m", "-", "-", "-"],
+        [
+            "ns1",
+            "slow",
+            "cli_slow",
+            "False",
+            "Degraded",
+            "-",
+            "EXPIRED",
+            "Unreachable",
+            "Healthy",
+            "-",
+        ],
+        ["ns1", "new", "cli_new", "-", "-", "-", "-", "-", "-", "-"],
     ]
     # Columns line up: each cell starts where its header does.
     starts = [lines[0].index(h) for h in ("APP ID", "TOKEN EXPIRES IN", "RABBITMQ")]
