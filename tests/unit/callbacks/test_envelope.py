@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
 from lark_operator.callbacks import AppKeys, Rejected, ReplayGuard, open_event
 from lark_operator.callbacks.crypto import CipherError, decrypt, encrypt
-from tests.unit.callbacks.documented import callback, ticket_event
+from tests.unit.callbacks import documented
+from tests.unit.callbacks.documented import ticket_event
 
 A = AppKeys("cli_a", "key-a-0123", "token-a")
 B = AppKeys("cli_b", "key-b-4567", "token-b")
 KEYS = [A, B]
+# One clock for sealing and opening: callbacks are signed at NOW unless a test says otherwise
+# (sealing at the wall clock made them "stale" when the suite ran long after collection).
 NOW = time.time()
+
+
+def callback(*args: Any, at: float = NOW, **kwargs: Any) -> tuple[bytes, dict[str, str]]:
+    return documented.callback(*args, at=at, **kwargs)
 
 
 def opened(body: bytes, headers: dict[str, str], keys: list[AppKeys] = KEYS):
