@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # Base URLs a LarkApp may name in spec.domain besides feishu/lark (the CLI reads the
     # same variable, lark_operator.credentials).
     allowed_base_urls: CommaList = []
+    # Where ClusterLarkApps' App Secrets are read from (and only there). None: the operator's
+    # own namespace (its service account's, else the kubeconfig context's).
+    cluster_resource_namespace: str | None = Field(
+        None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
     # Open Platform client
     api_rate_per_second: float = Field(10.0, gt=0, validation_alias=_env("API_RATE"))
     api_burst: int = Field(20, ge=1)

@@ -12,8 +12,8 @@ from typing import Any
 from lark_operator import __version__, metrics
 from lark_operator.app.health import HealthServer
 from lark_operator.app.leader import LeaderElector
-from lark_operator.app.watch import measure_loop_lag, watch_secrets
-from lark_operator.kube import Auth, KubeClient
+from lark_operator.app.watch import measure_loop_lag, watch_namespaces, watch_secrets
+from lark_operator.kube import Auth, KubeClient, KubeError
 from lark_operator.openplatform import OpenPlatformClient
 from lark_operator.probes.scheduler import ProbeScheduler
 from lark_operator.reconcile.reconciler import Reconciler
@@ -68,16 +68,37 @@ class Wiring:
         self.client = OpenPlatformClient(rate_per_second=s.api_rate_per_second, burst=s.api_burst)
         self.probes = ProbeScheduler(max_concurrency=s.max_concurrent_probes)
         await self.probes.start()
-        self.reconciler = Reconciler(self.kube, self.client, s, probes=self.probes)
+        # App Secrets of ClusterLarkApps are read only from here.
+        crns = s.cluster_resource_namespace or (self.auth.namespace if self.auth else "default")
+        self.reconciler = Reconciler(
+            self.kube, self.client, s, probes=self.probes, cluster_namespace=crns
+        )
+        await self._load_cluster_larkapps()
         await self.reconciler.start()
         namespaces: list[str | None] = list(s.namespaces) or [None]
+        if s.namespaces and crns not in s.namespaces:
+            namespaces.append(crns)  # a rotated App Secret is noticed there too
         for ns in namespaces:
             watch = watch_secrets(self.kube, ns, self.reconciler.secret_changed, self.watch_state)
             self._tasks.append(asyncio.create_task(watch))
+        labels = watch_namespaces(
+            self.kube, self.reconciler.clusters.namespaces.event, self.watch_state
+        )
+        self._tasks.append(asyncio.create_task(labels))
         self._tasks.append(asyncio.create_task(measure_loop_lag(self._loop_lag)))
         await self.start_health()
         where = "namespaces " + ",".join(s.namespaces) if s.namespaces else "all namespaces"
         log.info("lark-operator %s started (%s)", __version__, where)
+
+    async def _load_cluster_larkapps(self) -> None:
+        """Every ClusterLarkApp before kopf reports any LarkApp: one naming an app not seen
+        yet would be refused, then admitted a moment later (a flap at every start)."""
+        assert self.kube is not None and self.reconciler is not None
+        try:
+            for body in await self.kube.list_cluster_larkapps():
+                self.reconciler.clusters.observe(body)
+        except KubeError as e:  # no CRD (404) or no RBAC (403): LarkApps with appRef wait
+            log.warning("cannot list ClusterLarkApps: %s", e)
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -144,11 +144,24 @@ async def app_credentials(
     (and not feishu/lark) is refused before the Secret is even read: CredentialError
     DomainNotAllowed, as the operator refuses it."""
     obj = await get_larkapp(kube, namespace, name)
-    spec = parse_spec(obj)
-    base_url = resolve_base_url(spec.domain, allowed, allow_with=ALLOW_IN_CLI)
-    ref = spec.app_secret_ref
+    app = parse_spec(obj).credentials()
+    if app is None:
+        raise ClusterError(app_ref_note(obj))
+    base_url = resolve_base_url(app.domain, allowed, allow_with=ALLOW_IN_CLI)
+    ref = app.app_secret_ref
     secret = await read_secret_value(kube, namespace, ref.name, ref.key, "spec.appSecretRef")
-    return base_url, spec.app_id, secret, obj
+    return base_url, app.app_id, secret, obj
+
+
+def app_ref_note(obj: Mapping[str, Any]) -> str:
+    """Why a command that needs the App Secret does not run for a LarkApp with appRef."""
+    meta, ref = obj["metadata"], (obj.get("spec") or {}).get("appRef") or {}
+    return (
+        f"LarkApp {meta['namespace']}/{meta['name']} uses ClusterLarkApp {ref.get('name')!r} "
+        "(spec.appRef): its App Secret is kept in the operator's cluster resource namespace, "
+        "not here. The ClusterLarkApp's status says whether its credentials work: "
+        f"kubectl get clusterlarkapp {ref.get('name')}"
+    )
 
 
 async def resolve_larkapp(

@@ -57,6 +57,12 @@ def register(sub: Any) -> None:
         help="An Open Platform base URL a LarkApp may name in spec.domain (repeatable) "
         f"[${ENV}ALLOWED_BASE_URLS, comma-separated]",
     )
+    p.add_argument(
+        "--cluster-resource-namespace",
+        default=None,
+        help="Namespace ClusterLarkApps read their App Secret from "
+        f"[${ENV}CLUSTER_RESOURCE_NAMESPACE; the operator's own namespace]",
+    )
     ha = p.add_argument_group("leader election (HA with a coordination.k8s.io Lease)")
     ha.add_argument(
         "--leader-elect",
@@ -96,6 +102,7 @@ _FIELDS = (
     "log_format",
     "log_level",
     "allowed_base_urls",
+    "cluster_resource_namespace",
     "leader_elect",
     "leader_elect_namespace",
     "leader_elect_name",

@@ -2,9 +2,12 @@
 reaches through app/handlers.py (observe, remove, secret_changed).
 
     resume (once after a start) -> decide -> suspend | sync probes -> refresh | repair
-    -> publish -> schedule the next wake
+    (or, for a LarkApp naming a ClusterLarkApp, follow the app's one refresh)
+    -> roll the workloads named -> publish -> schedule the next wake
 
-Each step lives in its own module; this one only wires them and keeps the order.
+Each step lives in its own module; this one only wires them and keeps the order. The
+ClusterLarkApps' own refreshes run in reconcile/clusterapps.py, which wakes the LarkApps
+that use them.
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ from lark_operator.models import LarkAppSpec
 from lark_operator.openplatform import OpenPlatformClient, OpenPlatformError
 from lark_operator.probes.result import ProbeResult
 from lark_operator.probes.scheduler import ProbeScheduler
-from lark_operator.reconcile import refresh
+from lark_operator.reconcile import follow, refresh
+from lark_operator.reconcile.clusterapps import ClusterApps
 from lark_operator.reconcile.decide import NOT_READ, Action, decide, next_wake, refresh_due
+from lark_operator.reconcile.follow import Follower
 from lark_operator.reconcile.index import SecretIndex
 from lark_operator.reconcile.probelink import ProbeLink
 from lark_operator.reconcile.publish import Publisher
 from lark_operator.reconcile.refresh import Failed, Issued, Outcome
 from lark_operator.reconcile.registry import Registry
+from lark_operator.reconcile.rollout import Rollouts
 from lark_operator.reconcile.scheduler import Scheduler
 from lark_operator.reconcile.state import App, Key, Work
 from lark_operator.reconcile.tokensecret import TokenSecrets, target_refused, write_failure
@@ -60,6 +66,7 @@ class Reconciler:
         settings: Settings,
         *,
         probes: ProbeScheduler | None = None,
+        cluster_namespace: str = "default",
         clock: Any = time.time,
         rng: Any = random.random,
     ):
@@ -73,15 +80,30 @@ class Reconciler:
         self.scheduler = Scheduler(
             self._run, max_concurrency=settings.max_concurrent_refreshes, clock=clock
         )
+        self.clusters = ClusterApps(
+            kube,
+            client,
+            settings,
+            self.index,
+            namespace=cluster_namespace,
+            wake_user=self.scheduler.now,
+            clock=clock,
+            rng=rng,
+        )
+        self.follow = Follower(self.clusters, self.secrets, settings, clock, rng)
+        self.rollouts = Rollouts(kube, clock)
 
     async def start(self) -> None:
         await self.scheduler.start()
+        await self.clusters.start()
 
     async def stop(self) -> None:
+        await self.clusters.stop()
         await self.scheduler.stop()
 
     def health(self) -> dict[str, Any]:
-        return {**self.scheduler.health(), "larkapps": len(self.registry.apps)}
+        counts = {"larkapps": len(self.registry.apps), "clusterlarkapps": len(self.clusters.apps)}
+        return {**self.scheduler.health(), **counts}
 
     # --- what kopf reports --------------------------------------------------------------
     def observe(self, body: Mapping[str, Any], refresh_request: str | None = None) -> None:
@@ -92,6 +114,8 @@ class Reconciler:
         if new:
             self.publisher.track(self.registry.apps[key])
         if app is not None:
+            ref = app.spec.app_ref if app.spec is not None else None
+            self.clusters.use(key, ref.name if ref is not None else None)
             self.scheduler.now(key)
 
     async def remove(self, body: Mapping[str, Any]) -> None:
@@ -110,6 +134,7 @@ class Reconciler:
                     break
                 await asyncio.sleep(0.05)
         self.scheduler.forget(key)
+        self.clusters.use(key, None)
         self.probes.forget(key)
         self.publisher.forget(app, key)
         try:
@@ -127,6 +152,7 @@ class Reconciler:
             return
         for app in self.registry.secret_changed(event, namespace, name, rv):
             self.scheduler.now(app.key)
+        self.clusters.secret_changed(event, namespace, name)
 
     async def on_probe_result(self, key: Hashable, result: ProbeResult) -> None:
         app = self.registry.apps.get(key)  # type: ignore[call-overload]
@@ -141,7 +167,9 @@ class Reconciler:
         if app is None or app.spec is None:
             return
         rid = uuid.uuid4().hex[:12]
-        with log_context(request_id=rid, namespace=key[0], name=key[1], app_id=app.spec.app_id):
+        ref = app.spec.app_ref
+        app_id = app.spec.app_id or (f"ClusterLarkApp/{ref.name}" if ref else None)
+        with log_context(request_id=rid, namespace=key[0], name=key[1], app_id=app_id):
             try:
                 app.write_failed = False
                 with metrics.RECONCILE_DURATION.time():
@@ -176,13 +204,26 @@ class Reconciler:
         else:
             if Work.PROBES in work:
                 await self.probes.sync(app, spec, lambda d: self.publisher.probe_dropped(app, d))
-            if action is Action.REFRESH:
+            if spec.app_ref is not None:  # the ClusterLarkApp refreshes; this one follows
+                await self.follow.step(app, spec, work)
+                if Work.REFRESH in work:
+                    await self._mark_refresh_handled(app)
+            elif action is Action.REFRESH:
                 await self._refresh(app, spec, force=Work.REFRESH in work)
                 await self._mark_refresh_handled(app)
             elif action is Action.REPAIR:
                 await self._repair(app, spec)
+            if (effective := self.follow.effective(app, spec)) is not None:
+                self.rollouts.plan(app, effective)
+                await self.rollouts.run(app)
         await self.publisher.publish(app, live=self.registry.get(app.key) is app)
-        wake = next_wake(app.token, spec.suspend, self.clock())
+        now = self.clock()
+        if spec.app_ref is not None:
+            wake = follow.wake(app.token, now)
+        else:
+            wake = next_wake(app.token, spec.suspend, now)
+        if not spec.suspend and (due := self.rollouts.next_due(app)) is not None:
+            wake = due if wake is None else min(wake, due)
         if wake is not None:
             self.scheduler.at(app.key, wake)
 
@@ -192,8 +233,10 @@ class Reconciler:
         what status recorded, so nothing still valid is fetched again."""
         app.resumed = True
         recorded = (app.published.status.get("token") or {}).get("fingerprint")
-        if recorded is None:
+        effective = self.follow.effective(app, spec)
+        if recorded is None or effective is None:
             return  # a new LarkApp (nothing recorded, nothing to adopt): no read
+        spec = effective  # a ClusterLarkApp's app, for a LarkApp naming one
         held = await self.secrets.adopt(app, spec, recorded)
         if held is None or set(held.values) != set(refresh.token_types(spec)):
             return  # nothing usable, or the spec asks for other token types now
@@ -214,11 +257,11 @@ class Reconciler:
 
     async def _app_secret_digest(self, app: App, spec: LarkAppSpec, work: set[Work]) -> str | None:
         """Read only when the app Secret changed and no refresh is due anyway."""
-        if Work.CREDENTIALS not in work or spec.suspend:
+        ref = spec.app_secret_ref
+        if Work.CREDENTIALS not in work or spec.suspend or ref is None:
             return NOT_READ
         if refresh_due(app.token, work, self.clock()):
             return NOT_READ
-        ref = spec.app_secret_ref
         secret = await self.index.get(app.namespace, ref.name)
         try:
             return sha256_hex(secret_value(secret, ref.name, ref.key, namespace=app.namespace))
@@ -229,6 +272,9 @@ class Reconciler:
         now = self.clock()
         outcome: Outcome
         refused = target_refused(spec, app.name)
+        credentials = spec.credentials()
+        if credentials is None:
+            return  # it names a ClusterLarkApp: follow.step
         if refused is not None:  # before any upstream call
             outcome = write_failure(spec, app.name, SecretNotOwned(refused), now)
         else:
@@ -236,7 +282,7 @@ class Reconciler:
                 client=self.client,
                 read_secret=self.index.get,
                 namespace=app.namespace,
-                spec=spec,
+                spec=credentials,
                 allowed_base_urls=self.settings.allowed_base_urls,
                 lifetime=app.token.lifetime,
                 force=force,

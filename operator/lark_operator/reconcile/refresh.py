@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark_operator.credentials import CredentialError, resolve_base_url, secret_value
-from lark_operator.models import LarkAppSpec
+from lark_operator.models import AppCredentials, LarkAppSpec
 from lark_operator.openplatform import ErrorKind, OpenPlatformClient, OpenPlatformError
 from lark_operator.reconcile.state import TokenState
 from lark_operator.settings import Settings
@@ -54,7 +54,7 @@ UNCHANGED = "unchanged"
 Outcome = Issued | Failed
 
 
-def token_types(spec: LarkAppSpec) -> list[str]:
+def token_types(spec: AppCredentials | LarkAppSpec) -> list[str]:
     return [t for t in ("tenant", "app") if getattr(spec.tokens, t)]
 
 
@@ -63,15 +63,16 @@ async def obtain(
     client: OpenPlatformClient,
     read_secret: ReadSecret,
     namespace: str,
-    spec: LarkAppSpec,
+    spec: AppCredentials,
     allowed_base_urls: list[str],
     lifetime: float | None,
     force: bool,
     now: float,
     request_id: str | None = None,
 ) -> Outcome:
-    """Tokens for `spec`, or why not. Nothing is sent anywhere the allowlist refuses, and
-    nothing at all before the app Secret has been read and checked."""
+    """Tokens for `spec` (a LarkApp's own app, or a ClusterLarkApp with `namespace` the
+    cluster resource namespace), or why not. Nothing is sent anywhere the allowlist
+    refuses, and nothing at all before the app Secret has been read and checked."""
     try:
         base_url = resolve_base_url(spec.domain, allowed_base_urls)
         ref = spec.app_secret_ref
@@ -135,7 +136,7 @@ def apply(
     token: TokenState,
     outcome: Outcome,
     *,
-    spec: LarkAppSpec,
+    spec: AppCredentials | LarkAppSpec,
     settings: Settings,
     now: float,
     rng: Callable[[], float] = random.random,

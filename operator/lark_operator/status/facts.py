@@ -49,3 +49,5 @@ class Observed:
     configured_probes: tuple[Dependency, ...] = ()
     # dependency -> the status.probes entry last decided to be written
     probes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The RolloutRestart condition's (status, reason, message); None: none configured.
+    rollout: tuple[str, str, str] | None = None
