@@ -244,7 +244,10 @@ class ClusterApps:
         if _seen(before) != _seen(c.token):
             self._wake_users(c, only_allowed=True)
         await self.publish(c)
-        wake = next_wake(c.token, False, self.clock())
+        now = self.clock()
+        wake = next_wake(c.token, False, now)
+        if c.count_due:  # changed while publishing: its own plan must not be lost
+            wake = min(wake or now + COUNT_DELAY, now + COUNT_DELAY)
         if wake is not None:
             self.scheduler.at(c.name, wake)
 

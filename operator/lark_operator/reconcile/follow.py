@@ -31,6 +31,8 @@ from lark_operator.vocabulary.timefmt import rfc3339
 
 log = logging.getLogger("lark_operator.reconcile")
 
+CATCH_UP = 10.0  # seconds after the app's refresh a LarkApp looks by itself
+
 
 class Follower:
     def __init__(
@@ -129,8 +131,12 @@ def mirror(
 
 def wake(token: TokenState, now: float) -> float | None:
     """When a following LarkApp must look again by itself (a fan-out wakes it otherwise):
-    at its token's expiry, so that status turns Expired on time, and to retry a write."""
+    at its token's expiry, so that status turns Expired on time; to retry a write; and a
+    little after the app's next refresh, in case that fan-out's wake-up was lost (a wake
+    planned while its reconcile runs can be superseded by the plan the run ends with)."""
     times = []
+    if token.next_refresh_at is not None and token.next_refresh_at + CATCH_UP > now:
+        times.append(token.next_refresh_at + CATCH_UP)
     if token.held is not None and token.held.earliest_expiry > now:
         times.append(token.held.earliest_expiry + 0.05)
     err = token.last_error
