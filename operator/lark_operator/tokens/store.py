@@ -48,7 +48,7 @@ class TokenSecretStore:
         of `last_written` (this LarkApp's last write), or create it when there is none.
         Raises SecretNotOwned, and KubeError for anything the apiserver refuses."""
         ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
-        if blind and (last_written or {}).get("type", "Opaque") != desired["type"]:
+        if blind and last_written and last_written.get("type", "Opaque") != desired["type"]:
             blind = False  # a Secret's type cannot change in place (below)
         if blind:
             try:
