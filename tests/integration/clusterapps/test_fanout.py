@@ -72,8 +72,10 @@ def test_one_app_in_fifty_namespaces_one_call_per_cycle(cluster_env: Any) -> Non
     for cycle in (2, 3):
         eventually(lambda c=cycle: env.emu.token_calls(APP) >= c, 90, what=f"cycle {cycle}")
         eventually(
-            lambda: len(set(_tokens(env, users).values()) - set(first.values())) == 1
-            and len(set(_tokens(env, users).values())) == 1,
+            lambda: (
+                len(set(_tokens(env, users).values()) - set(first.values())) == 1
+                and len(set(_tokens(env, users).values())) == 1
+            ),
             30,
             what="new token everywhere",
         )
@@ -97,8 +99,9 @@ def test_namespace_removed_from_allowed_keeps_its_token_until_expiry(cluster_env
 
     env.kube.label_namespace(by_label, {"lark.example.com/team": None})  # label removed
     eventually(
-        lambda: (env.condition(by_label, "app", "CredentialsValid") or {}).get("reason")
-        == "NotAllowed",
+        lambda: (
+            (env.condition(by_label, "app", "CredentialsValid") or {}).get("reason") == "NotAllowed"
+        ),
         15,
         what="NotAllowed after the label went",
     )
@@ -108,16 +111,16 @@ def test_namespace_removed_from_allowed_keeps_its_token_until_expiry(cluster_env
     assert env.token(by_label, "app") == kept
     tok = env.condition(by_label, "app", "TokenReady")
     assert tok is not None and tok["status"] == "True", tok
-    eventually(
-        lambda: env.kube.cluster_larkapp("shared")["status"].get("refusedLarkApps") == 1, 10
-    )
+    eventually(lambda: env.kube.cluster_larkapp("shared")["status"].get("refusedLarkApps") == 1, 10)
 
     # Allowed again by name: it gets the current token at once.
     env.kube.patch_cluster_larkapp(
         "shared", {"spec": {"allowedNamespaces": {"names": [by_name, by_label]}}}
     )
     eventually(
-        lambda: env.token(by_label, "app") == env.token(by_name, "app") and env.ready(by_label, "app"),
+        lambda: (
+            env.token(by_label, "app") == env.token(by_name, "app") and env.ready(by_label, "app")
+        ),
         15,
         what="re-admitted",
     )

@@ -68,9 +68,11 @@ def test_rolled_once_per_token_across_a_kill_and_restart(env_factory: Any) -> No
 
         # The missing one is a condition and an Event, not a crash.
         cond = eventually(
-            lambda: (c := env.kube.condition(env.ns, "app", "RolloutRestart"))
-            and c["status"] == "False"
-            and c,
+            lambda: (
+                (c := env.kube.condition(env.ns, "app", "RolloutRestart"))
+                and c["status"] == "False"
+                and c
+            ),
             RENEW_BEFORE / 2 + 10,
             what="the missing workload said",
         )
@@ -94,12 +96,12 @@ def test_rolled_once_per_token_across_a_kill_and_restart(env_factory: Any) -> No
         assert f"rolled Deployment api for token {first}" not in restarted
 
         # The list fixed: the condition says it is enabled.
-        env.kube.patch_larkapp(
-            env.ns, "app", {"spec": {"target": {"rolloutRestart": restart[:1]}}}
-        )
+        env.kube.patch_larkapp(env.ns, "app", {"spec": {"target": {"rolloutRestart": restart[:1]}}})
         eventually(
-            lambda: (env.kube.condition(env.ns, "app", "RolloutRestart") or {}).get("reason")
-            == "Enabled",
+            lambda: (
+                (env.kube.condition(env.ns, "app", "RolloutRestart") or {}).get("reason")
+                == "Enabled"
+            ),
             15,
         )
         assert env.ready("app")

@@ -46,7 +46,9 @@ def test_template_renders_keys_and_type_and_a_broken_one_keeps_the_secret(
     data = env.kube.secret(env.ns, "app-lark-token")
     assert set(data) == {"lark.env", "config.json", "authorization"}  # exactly the template's
     expires = env.kube.larkapp(env.ns, "app")["status"]["token"]["expiresAt"]
-    assert data["lark.env"] == f"LARK_TENANT_ACCESS_TOKEN={token}\nLARK_TOKEN_EXPIRES_AT={expires}\n"
+    assert (
+        data["lark.env"] == f"LARK_TENANT_ACCESS_TOKEN={token}\nLARK_TOKEN_EXPIRES_AT={expires}\n"
+    )
     assert json.loads(data["config.json"]) == {"appId": APP, "token": token}
     assert data["authorization"] == f"Bearer {token}"
 
@@ -65,10 +67,12 @@ def test_template_renders_keys_and_type_and_a_broken_one_keeps_the_secret(
     env.kube.patch_larkapp(env.ns, "app", {"metadata": {"annotations": asked}})
     eventually(lambda: env.emu.token_calls(APP) > calls, 30, what="a refresh while broken")
     eventually(
-        lambda: env.kube.larkapp(env.ns, "app")["metadata"]["annotations"].get(
-            REFRESH_HANDLED_ANNOTATION
-        )
-        == "while-broken",
+        lambda: (
+            env.kube.larkapp(env.ns, "app")["metadata"]["annotations"].get(
+                REFRESH_HANDLED_ANNOTATION
+            )
+            == "while-broken"
+        ),
         15,
     )
     after = env.kube.secret_obj(env.ns, "app-lark-token")
