@@ -71,11 +71,9 @@ def test_one_app_in_fifty_namespaces_one_call_per_cycle(cluster_env: Any) -> Non
     # The next cycles: one call each, the new token in all fifty Secrets.
     for cycle in (2, 3):
         eventually(lambda c=cycle: env.emu.token_calls(APP) >= c, 90, what=f"cycle {cycle}")
+        old = set(first.values())
         eventually(
-            lambda: (
-                len(set(_tokens(env, users).values()) - set(first.values())) == 1
-                and len(set(_tokens(env, users).values())) == 1
-            ),
+            lambda old=old: len(now := set(_tokens(env, users).values())) == 1 and now != old,
             30,
             what="new token everywhere",
         )
