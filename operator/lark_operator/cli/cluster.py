@@ -87,6 +87,16 @@ async def list_larkapps(kube: KubeClient, namespace: str | None) -> list[dict[st
         raise ClusterError(_kube_reason(exc, f"LarkApps in {where}")) from None
 
 
+async def list_cluster_larkapps(kube: KubeClient) -> list[dict[str, Any]] | None:
+    """Every ClusterLarkApp; None when this user may not list them (or there is no CRD)."""
+    try:
+        return await kube.list_cluster_larkapps()
+    except KubeError as exc:
+        if exc.status in (403, 404):
+            return None
+        raise ClusterError(_kube_reason(exc, "ClusterLarkApps")) from None
+
+
 async def larkapp_events(kube: KubeClient, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The object's Events, oldest first (as `kubectl describe` lists them)."""
     meta = obj["metadata"]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.wait import eventually
+from tests.integration.cli.conftest import Cli, row_of
 from tests.integration.clusterapps.conftest import ClusterEnv
 
 pytestmark = pytest.mark.integration
@@ -23,6 +24,12 @@ def _reasons(env: ClusterEnv, users: list[str]) -> set[tuple[str, str]]:
         c = env.condition(ns, "app", "CredentialsValid") or {}
         out.add((c.get("status", "-"), c.get("reason", "-")))
     return out
+
+
+def _cluster_row(text: str, name: str = "shared") -> list[str]:
+    """The row of ClusterLarkApp `name` in `kubectl lark status` (its table's first column)."""
+    rows = [line.split() for line in text.splitlines()]
+    return next((r for r in rows if r and r[0] == name), [])
 
 
 def _cluster_reason(env: ClusterEnv) -> tuple[str, str]:
@@ -44,6 +51,17 @@ def test_app_secret_rotated_or_deleted_is_said_everywhere_in_seconds(cluster_env
     held = {ns: env.kube.secret(ns, "app-lark-token") for ns in users}
     assert held[users[0]] == {"auth": f"Bearer {env.token(users[1], 'app')}"}
 
+    # `kubectl lark status` shows the LarkApp and the ClusterLarkApp it uses.
+    cli = Cli(env.kube.kubeconfig)
+    proc = cli.kubectl("lark", "status", "-n", users[1])
+    assert proc.returncode == 0, proc.stderr
+    larkapps, shared = proc.stdout.strip().split("\n\n")
+    assert row_of(larkapps, "app")[:4] == [users[1], "app", "clusterlarkapp/shared", "True"]
+    assert _cluster_row(shared)[:4] == ["shared", APP, "True", "Ready"]
+    eventually(
+        lambda: _cluster_row(cli.kubectl("lark", "status", "-A").stdout)[-2:] == ["5", "0"], 10
+    )
+
     env.app_secret(WRONG)  # rotated to a value the platform refuses
     eventually(lambda: _cluster_reason(env) == ("False", "InvalidCredentials"), 10, what="cluster")
     eventually(
@@ -54,6 +72,10 @@ def test_app_secret_rotated_or_deleted_is_said_everywhere_in_seconds(cluster_env
         tok = env.condition(ns, "app", "TokenReady")
         assert tok is not None and (tok["status"], tok["reason"]) == ("True", "RefreshFailed")
         assert env.condition(ns, "app", "Stalled")["status"] == "True"  # type: ignore[index]
+
+    failing = cli.kubectl("lark", "status", "-n", users[1], "--fail-if-not-ready")
+    assert failing.returncode == 1
+    assert "clusterlarkapp/shared: InvalidCredentials — " in failing.stdout
 
     env.kube.delete_secret(env.crns, "lark-app")
     eventually(lambda: _cluster_reason(env) == ("False", "SecretNotFound"), 10, what="gone")
