@@ -16,14 +16,18 @@ SecretChanged = Callable[[str, str, str, str | None], None]
 
 
 async def watch_secrets(
-    kube: KubeClient, namespace: str | None, on_change: SecretChanged, state: dict[str, str]
+    kube: KubeClient,
+    namespace: str | None,
+    on_change: SecretChanged,
+    state: dict[str, str],
+    key: str = "secrets",
 ) -> None:
     """Forever: every Secret event (metadata only) to `on_change(event, ns, name, rv)`;
-    `state["secrets"]` says how the watch is doing (for /health)."""
+    `state[key]` says how the watch is doing (for /health)."""
     while True:
         try:
             async for event, obj in kube.watch_secret_metadata(namespace):
-                state["secrets"] = "watching"
+                state[key] = "watching"
                 meta = obj.get("metadata") or {}
                 on_change(
                     event,
@@ -34,7 +38,7 @@ async def watch_secrets(
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            state["secrets"] = f"error: {type(e).__name__}"
+            state[key] = f"error: {type(e).__name__}"
             log.warning("Secret watch failed (%s); retrying in 5s", e)
             await asyncio.sleep(5)
 

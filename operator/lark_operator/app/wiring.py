@@ -21,6 +21,8 @@ from lark_operator.settings import Settings
 
 log = logging.getLogger("lark_operator.app")
 
+CLUSTER_SECRETS = "clusterResourceSecrets"  # the watch_state entry of that namespace's watch
+
 
 @dataclass(eq=False)
 class Wiring:
@@ -76,10 +78,15 @@ class Wiring:
         await self._load_cluster_larkapps()
         await self.reconciler.start()
         namespaces: list[str | None] = list(s.namespaces) or [None]
-        if s.namespaces and crns not in s.namespaces:
-            namespaces.append(crns)  # a rotated App Secret is noticed there too
         for ns in namespaces:
             watch = watch_secrets(self.kube, ns, self.reconciler.secret_changed, self.watch_state)
+            self._tasks.append(asyncio.create_task(watch))
+        if s.namespaces and crns not in s.namespaces:
+            # A rotated App Secret is noticed there too. Its own /health entry, which does
+            # not make the operator unhealthy: LarkApps naming their own app do not need it.
+            watch = watch_secrets(
+                self.kube, crns, self.reconciler.secret_changed, self.watch_state, CLUSTER_SECRETS
+            )
             self._tasks.append(asyncio.create_task(watch))
         labels = watch_namespaces(
             self.kube, self.reconciler.clusters.namespaces.event, self.watch_state
