@@ -20,7 +20,7 @@ from typing import Any
 from lark_operator.credentials import ALLOW_IN_CLI, resolve_base_url, secret_value
 from lark_operator.kube import Auth, AuthError, KubeClient, KubeError, load_auth
 from lark_operator.models import LarkAppSpec
-from lark_operator.tokens.secret import Claim, claim, issued_for, read_token_secret
+from lark_operator.tokens.secret import Claim, claim, issued_for, read_token_secret, templated
 
 
 class ClusterError(Exception):
@@ -213,6 +213,11 @@ async def larkapp_token(
     owner, why = claim(secret, name)
     # Only a Secret the operator wrote for this LarkApp holds its token.
     held = read_token_secret(secret) if owner is Claim.OURS else None
+    if owner is Claim.OURS and templated(secret):
+        raise NoToken(
+            f"Secret {secret_name} is shaped by spec.target.template: its keys are the "
+            "template's, not the token's; compare status.token.fingerprint instead"
+        )
     if secret is None or held is None:
         what = "does not exist" if secret is None else f"holds no token of it ({why})"
         raise NoToken(

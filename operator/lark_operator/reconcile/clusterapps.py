@@ -30,7 +30,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lark_operator.credentials import CredentialError, secret_value
 from lark_operator.kube import KubeClient, KubeError
 from lark_operator.logs import log_context
 from lark_operator.models import ClusterLarkAppSpec
@@ -46,7 +45,6 @@ from lark_operator.settings import Settings
 from lark_operator.status.cluster import ClusterObserved, ClusterTokenFacts, build_cluster_status
 from lark_operator.status.events import transitions
 from lark_operator.status.model import status_patch
-from lark_operator.vocabulary.digests import sha256_hex
 from lark_operator.vocabulary.names import API_VERSION, CLUSTER_KIND
 from lark_operator.vocabulary.timefmt import parse_rfc3339
 
@@ -257,12 +255,7 @@ class ClusterApps:
         """The App Secret's digest when it changed and no refresh is due anyway."""
         if Work.CREDENTIALS not in work or refresh_due(c.token, work, now):
             return NOT_READ
-        ref = spec.app_secret_ref
-        secret = await self.index.get(self.namespace, ref.name)
-        try:
-            return sha256_hex(secret_value(secret, ref.name, ref.key, namespace=self.namespace))
-        except CredentialError:
-            return None
+        return await refresh.secret_digest(self.index.get, self.namespace, spec.app_secret_ref)
 
     # --- status -------------------------------------------------------------------------------
     def observed(self, c: ClusterApp) -> ClusterObserved:

@@ -25,7 +25,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from lark_operator import metrics
-from lark_operator.credentials import CredentialError, secret_value
 from lark_operator.kube import KubeClient, KubeError
 from lark_operator.logs import current_context, log_context
 from lark_operator.models import LarkAppSpec
@@ -50,7 +49,6 @@ from lark_operator.status.facts import Credentials
 from lark_operator.tokens import policy
 from lark_operator.tokens.store import SecretNotOwned
 from lark_operator.vocabulary.dependencies import Dependency
-from lark_operator.vocabulary.digests import sha256_hex
 from lark_operator.vocabulary.names import REFRESH_HANDLED_ANNOTATION
 from lark_operator.vocabulary.reasons import WRITE_FAILURES, Reason
 from lark_operator.vocabulary.timefmt import rfc3339
@@ -262,11 +260,7 @@ class Reconciler:
             return NOT_READ
         if refresh_due(app.token, work, self.clock()):
             return NOT_READ
-        secret = await self.index.get(app.namespace, ref.name)
-        try:
-            return sha256_hex(secret_value(secret, ref.name, ref.key, namespace=app.namespace))
-        except CredentialError:
-            return None
+        return await refresh.secret_digest(self.index.get, app.namespace, ref)
 
     async def _refresh(self, app: App, spec: LarkAppSpec, *, force: bool) -> None:
         now = self.clock()

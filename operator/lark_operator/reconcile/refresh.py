@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark_operator.credentials import CredentialError, resolve_base_url, secret_value
-from lark_operator.models import AppCredentials, LarkAppSpec
+from lark_operator.models import AppCredentials, LarkAppSpec, SecretKeyRef
 from lark_operator.openplatform import ErrorKind, OpenPlatformClient, OpenPlatformError
 from lark_operator.reconcile.state import TokenState
 from lark_operator.settings import Settings
@@ -107,6 +107,16 @@ async def obtain(
                 client.invalidate(base_url, spec.app_id, app_secret, token_type)
         return upstream_failure(e, now, sha256_hex(app_secret))
     return Issued(HeldTokens(values, expires), got_lifetime, sha256_hex(app_secret))
+
+
+async def secret_digest(read_secret: ReadSecret, namespace: str, ref: SecretKeyRef) -> str | None:
+    """The sha256 of the App Secret as it reads now (None: absent or unusable): compared
+    with the one the last refresh used, to retry at once after a change."""
+    secret = await read_secret(namespace, ref.name)
+    try:
+        return sha256_hex(secret_value(secret, ref.name, ref.key, namespace=namespace))
+    except CredentialError:
+        return None
 
 
 def config_failure(reason: str, message: str, now: float, digest: str | None = UNCHANGED) -> Failed:

@@ -76,8 +76,23 @@ def conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {str(c.get("type")): c for c in status.get("conditions") or []}
 
 
+class _Readiness:
+    """What a status row says of readiness: the Ready condition's status and reason."""
+
+    ready: str
+    reason: str
+
+    @property
+    def is_ready(self) -> bool:
+        return self.ready == "True"
+
+    @property
+    def hint(self) -> str:
+        return NOT_RECONCILED_HINT if self.reason == NOT_RECONCILED else hint_for(self.reason)
+
+
 @dataclass(frozen=True)
-class Row:
+class Row(_Readiness):
     namespace: str
     name: str
     app_id: str
@@ -88,14 +103,6 @@ class Row:
     expires_at: str | None
     expires_in_seconds: int | None
     probes: dict[str, str | None] = field(default_factory=dict)  # dependency -> reason
-
-    @property
-    def is_ready(self) -> bool:
-        return self.ready == "True"
-
-    @property
-    def hint(self) -> str:
-        return NOT_RECONCILED_HINT if self.reason == NOT_RECONCILED else hint_for(self.reason)
 
 
 def row(obj: Mapping[str, Any], now: dt.datetime) -> Row:
@@ -129,7 +136,7 @@ def app_of(spec: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class ClusterRow:
+class ClusterRow(_Readiness):
     name: str
     app_id: str
     ready: str
@@ -139,14 +146,6 @@ class ClusterRow:
     expires_in_seconds: int | None
     larkapps: int | None  # using it
     refused: int | None  # naming it from a namespace it does not allow
-
-    @property
-    def is_ready(self) -> bool:
-        return self.ready == "True"
-
-    @property
-    def hint(self) -> str:
-        return NOT_RECONCILED_HINT if self.reason == NOT_RECONCILED else hint_for(self.reason)
 
 
 def cluster_row(obj: Mapping[str, Any], now: dt.datetime) -> ClusterRow:
