@@ -211,16 +211,18 @@ class Reconciler:
                 await self._mark_refresh_handled(app)
             elif action is Action.REPAIR:
                 await self._repair(app, spec)
-            if (effective := self.follow.effective(app, spec)) is not None:
-                self.rollouts.plan(app, effective)
-                await self.rollouts.run(app)
+        # Rollouts only while the token is this LarkApp's to have (not suspended, allowed).
+        rolling = action is not Action.SUSPEND and self.follow.effective(app, spec)
+        if rolling:
+            self.rollouts.plan(app, rolling)
+            await self.rollouts.run(app)
         await self.publisher.publish(app, live=self.registry.get(app.key) is app)
         now = self.clock()
         if spec.app_ref is not None:
             wake = follow.wake(app.token, now)
         else:
             wake = next_wake(app.token, spec.suspend, now)
-        if not spec.suspend and (due := self.rollouts.next_due(app)) is not None:
+        if rolling and (due := self.rollouts.next_due(app)) is not None:
             wake = due if wake is None else min(wake, due)
         if wake is not None:
             self.scheduler.at(app.key, wake)

@@ -187,3 +187,33 @@ async def test_a_restart_rewrites_nothing_for_the_users() -> None:
     assert {k: v["metadata"]["resourceVersion"] for k, v in kube.secrets.items()} == before
     await ctl2.clusters.publish(c2)
     assert c2.published.status == recorded  # nothing to write
+
+
+def _planned(ctl: Reconciler, key: tuple[str, str]) -> float | None:
+    """When the scheduler will next run `key` (its latest plan)."""
+    entry = ctl.scheduler._entries.get(key)
+    plans = [
+        when for when, seq, k in ctl.scheduler._heap if k == key and entry and seq == entry.seq
+    ]
+    return plans[0] if plans else None
+
+
+async def test_a_refused_larkapp_with_rollouts_due_does_not_spin() -> None:
+    """Rollouts due when the namespace is taken away wait (they are not this LarkApp's to do
+    any more): its next wake is its token's expiry, not the past."""
+    ctl, kube, _, clock = _world()
+    ctl.clusters.observe(_cluster({"names": ["a"]}))
+    restart = {"target": {"rolloutRestart": [{"kind": "Deployment", "name": "api"}]}}
+    ctl.observe(_larkapp("a", restart))
+    await _cycle(ctl, "a")  # token written, rollout planned (not yet due)
+    app = ctl.registry.apps[("a", "app")]
+    assert app.rollout.due
+    ctl.clusters.observe(
+        {**_cluster({"names": ["b"]}), "metadata": {"name": "shared", "generation": 2}}
+    )
+    clock.now = max(app.rollout.due.values()) + 1  # the rollout is due now
+    await ctl.reconcile(app)
+    assert _cred(ctl, "a") == "NotAllowed"
+    assert kube.workload_patches == []
+    planned = _planned(ctl, ("a", "app"))
+    assert planned is not None and planned > clock.now + 60
