@@ -1,8 +1,9 @@
 """Namespace labels, for ClusterLarkApps whose allowedNamespaces has a selector.
 
-Fed by a metadata-only watch of namespaces (app/watch.py). Until its first listing is in,
-a selector cannot be decided (`labels` answers None) and a LarkApp waits rather than be
-refused and then admitted a second later — a flap of status and Events at every start.
+Fed by a metadata-only watch of namespaces (app/watch.py). Until a namespace has been
+seen, a selector cannot be decided (`labels` answers None) and a LarkApp waits rather than
+be refused and then admitted a second later — a flap of status and Events at every start,
+and for every namespace created together with its LarkApps.
 """
 
 from __future__ import annotations
@@ -16,20 +17,17 @@ class NamespaceLabels:
         listing)."""
         self._labels: dict[str, dict[str, str]] = {}
         self._changed = changed
-        self.synced = False
 
     def labels(self, namespace: str) -> Mapping[str, str] | None:
-        """The namespace's labels; None while they are not known (not listed yet)."""
-        labels = self._labels.get(namespace)
-        if labels is None and self.synced:
-            return {}  # listed, and no such namespace: no labels to match
-        return labels
+        """The namespace's labels; None while they are not known: not listed yet, or a
+        namespace created a moment ago whose event has not arrived (a LarkApp applied
+        with its namespace, as GitOps does, must not be refused for a second first)."""
+        return self._labels.get(namespace)
 
     def event(self, event: str, namespace: str, labels: Mapping[str, str] | None) -> None:
         """From the watch: SYNC (one per namespace listed), SYNCED (the listing is over),
         ADDED, MODIFIED, DELETED."""
-        if event == "SYNCED":
-            self.synced = True
+        if event == "SYNCED":  # after a (re)listing: look at every LarkApp naming an app
             self._changed(None)
             return
         if event == "DELETED":
