@@ -54,6 +54,7 @@ async def poll(spec: Any, name: str, namespace: str | None, patch: kopf.Patch, *
     kube: KubeClient = STATE["kube"]
     assert namespace is not None  # LarkApps are namespaced
     s = LarkAppSpec.parse(spec)
+    assert s.app_secret_ref is not None  # the bench names its apps (no appRef)
     app_secret = await kube.get_secret(namespace, s.app_secret_ref.name)
     secret = base64.b64decode(
         (app_secret or {}).get("data", {}).get(s.app_secret_ref.key, "")

@@ -544,19 +544,32 @@ def main() -> int:
         help="LarkApps created at once and timed (the rest first)",
     )
     p.add_argument("--ready-timeout", type=float, default=600)
+    p.add_argument(
+        "--fanout",
+        default="1000/1,5000/50",
+        help="fan-out scenarios, LARKAPPS/CLUSTERLARKAPPS comma-separated ('' to skip; "
+        "bench/fanout.py); --sizes '' skips the scale scenarios",
+    )
     p.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lark-bench-"))
     results = []
-    for n in [int(x) for x in args.sizes.split(",")]:
+    for n in [int(x) for x in args.sizes.split(",") if x]:
         for design in args.designs.split(","):
             results.append(run_one(n, design, args, work))
             print(table(results), flush=True)
+    import fanout  # bench/fanout.py: ClusterLarkApps used by many namespaces
+
+    fan = fanout.run_all(args, work)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
-    print("\n" + table(results))
+    doc = {"args": vars(args), "results": results, "fanout": fan}
+    path.write_text(json.dumps(doc, indent=2))
+    if results:
+        print("\n" + table(results))
+    if fan:
+        print(fanout.table(fan))
     print(f"\nfigures written to {path}; logs in {work}")
     return 0
 

@@ -1,4 +1,5 @@
-"""Typed view of a LarkApp spec. Handlers parse the raw spec here on their first line.
+"""Typed views of LarkApp and ClusterLarkApp specs. Handlers parse the raw spec here on their
+first line.
 
 The CRD schema already rejects malformed objects at apply time; these models apply the
 same defaults so that code never reads a raw dict, and so objects created before a
@@ -7,6 +8,7 @@ default existed still parse.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,12 +45,32 @@ class Refresh(_Model):
         return parse_duration(self.renew_before)
 
 
+class TokenTemplate(_Model):
+    """The token Secret's own shape: its `type` and every data key as a Jinja2 template
+    (tokens/template.py renders them in a sandbox)."""
+
+    type: str = "Opaque"
+    data: dict[str, str] = Field(default_factory=dict)
+
+
+WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
+
+
+class WorkloadRef(_Model):
+    """A workload in the LarkApp's own namespace to roll after each new token."""
+
+    kind: WorkloadKind
+    name: str
+
+
 class Target(_Model):
     secret_name: str | None = Field(None, alias="secretName")
     creation_policy: Literal["Owner", "Orphan"] = Field("Owner", alias="creationPolicy")
     deletion_policy: Literal["Delete", "Retain"] = Field("Delete", alias="deletionPolicy")
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    template: TokenTemplate | None = None
+    rollout_restart: tuple[WorkloadRef, ...] = Field((), alias="rolloutRestart")
 
 
 class DsnRef(SecretKeyRef):
@@ -133,9 +155,82 @@ class StoreSpec(_Model):
         return {self.encrypt_key_ref.name, self.verification_token_ref.name}
 
 
-class LarkAppSpec(_Model):
+class AppCredentials(_Model):
+    """What a refresh needs: the app, where its App Secret is, which platform, which tokens
+    and when to renew. A ClusterLarkApp is one (its App Secret in the cluster resource
+    namespace); a LarkApp with appId has one (`LarkAppSpec.credentials`)."""
+
     app_id: str = Field(alias="appId")
     app_secret_ref: AppSecretRef = Field(alias="appSecretRef")
+    domain: str = "feishu"
+    tokens: Tokens = Field(default_factory=Tokens)
+    refresh: Refresh = Field(default_factory=lambda: Refresh.model_validate({}))
+
+    def base_url(self) -> str:
+        """The Open Platform base URL (not yet checked against --allowed-base-url)."""
+        return base_url(self.domain)
+
+
+class LabelRequirement(_Model):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.operator == "Exists":
+            return self.key in labels
+        if self.operator == "DoesNotExist":
+            return self.key not in labels
+        if self.operator == "In":
+            return labels.get(self.key) in self.values
+        return labels.get(self.key) not in self.values  # NotIn: also when the key is absent
+
+
+class LabelSelector(_Model):
+    """A Kubernetes label selector, with its semantics: every term must hold, and an empty
+    selector matches everything."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
+    match_expressions: tuple[LabelRequirement, ...] = Field((), alias="matchExpressions")
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.match_labels.items()) and all(
+            r.matches(labels) for r in self.match_expressions
+        )
+
+
+class AllowedNamespaces(_Model):
+    names: tuple[str, ...] = ()
+    selector: LabelSelector | None = None
+
+    def allows(self, namespace: str, labels: Mapping[str, str] | None) -> bool | None:
+        """Whether `namespace` may use the ClusterLarkApp: named, or its labels match the
+        selector. None when only its labels could tell and they are not known (yet)."""
+        if namespace in self.names:
+            return True
+        if self.selector is None:
+            return False
+        return None if labels is None else self.selector.matches(labels)
+
+
+class ClusterLarkAppSpec(AppCredentials):
+    allowed_namespaces: AllowedNamespaces = Field(alias="allowedNamespaces")
+
+    @classmethod
+    def parse(cls, spec: Any) -> ClusterLarkAppSpec:
+        return cls.model_validate(dict(spec or {}))
+
+
+class AppRef(_Model):
+    kind: Literal["ClusterLarkApp"] = "ClusterLarkApp"
+    name: str
+
+
+class LarkAppSpec(_Model):
+    # appId and appSecretRef, or appRef (the CRD admits exactly one of the two).
+    app_id: str | None = Field(None, alias="appId")
+    app_secret_ref: AppSecretRef | None = Field(None, alias="appSecretRef")
+    app_ref: AppRef | None = Field(None, alias="appRef")
     domain: str = "feishu"
     tokens: Tokens = Field(default_factory=Tokens)
     refresh: Refresh = Field(default_factory=lambda: Refresh.model_validate({}))
@@ -160,9 +255,27 @@ class LarkAppSpec(_Model):
         """The Open Platform base URL (not yet checked against --allowed-base-url)."""
         return base_url(self.domain)
 
+    def credentials(self) -> AppCredentials | None:
+        """The app part of a LarkApp that names its own app (None: it uses appRef)."""
+        if self.app_id is None or self.app_secret_ref is None:
+            return None
+        return AppCredentials.model_construct(
+            app_id=self.app_id,
+            app_secret_ref=self.app_secret_ref,
+            domain=self.domain,
+            tokens=self.tokens,
+            refresh=self.refresh,
+        )
+
+    def resolved(self, app: AppCredentials) -> LarkAppSpec:
+        """This spec with the app, platform, token set and renewal of the ClusterLarkApp it
+        names (appRef): what its token Secret and status describe."""
+        update = {"app_id": app.app_id, "domain": app.domain}
+        return self.model_copy(update={**update, "tokens": app.tokens, "refresh": app.refresh})
+
     def referenced_secrets(self) -> set[str]:
         """Names of every Secret in the namespace this LarkApp reads."""
-        names = {self.app_secret_ref.name}
+        names = {self.app_secret_ref.name} if self.app_secret_ref else set()
         if self.store is not None:
             names |= self.store.secret_names()
         p = self.probes

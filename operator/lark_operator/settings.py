@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     # Base URLs a LarkApp may name in spec.domain besides feishu/lark (the CLI reads the
     # same variable, lark_operator.credentials).
     allowed_base_urls: CommaList = []
+    # Where cluster-wide things live: ClusterLarkApps' App Secrets are read from there (and
+    # only there), store apps' tickets are kept there. None: the operator's own namespace
+    # (its service account's, else the kubeconfig context's).
+    cluster_resource_namespace: str | None = Field(
+        None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
     # Open Platform client
     api_rate_per_second: float = Field(10.0, gt=0, validation_alias=_env("API_RATE"))
     api_burst: int = Field(20, ge=1)
@@ -53,10 +59,8 @@ class Settings(BaseSettings):
     probe_status_every: float = Field(
         300.0, gt=0, validation_alias=_env("PROBE_STATUS_EVERY_SECONDS")
     )
-    # Store apps: the platform's event callbacks (POST /lark/events; 0: not served), and where
-    # cluster-wide state lives (app tickets; None: the operator's own namespace).
+    # Store apps: the platform's event callbacks (POST /lark/events; 0: not served).
     events_port: int = Field(9092, ge=0, le=65535)
-    cluster_resource_namespace: str | None = None
     # A callback signed longer ago than this (or this far ahead) is a replay: refused.
     event_max_age: float = Field(300.0, gt=0, validation_alias=_env("EVENT_MAX_AGE_SECONDS"))
     # The platform pushes an app_ticket about hourly: none for this long is TicketMissing.

@@ -12,7 +12,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from lark_devenv.binaries import find
-from lark_operator.vocabulary.names import GROUP, PLURAL, VERSION
+from lark_operator.vocabulary.names import CLUSTER_PLURAL, GROUP, PLURAL, VERSION
 
 
 class Kube:
@@ -20,6 +20,7 @@ class Kube:
         self.kubeconfig = kubeconfig
         self.api = config.new_client_from_config(config_file=kubeconfig)
         self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
         self.custom: Any = client.CustomObjectsApi(self.api)  # untyped answers: plain dicts
         self.kubectl_bin = str(find("kubectl"))
 
@@ -84,6 +85,61 @@ class Kube:
             if c["type"] == ctype:
                 return dict(c)
         return None
+
+    # --- ClusterLarkApps --------------------------------------------------------------------
+    def cluster_larkapp(self, name: str) -> dict[str, Any]:
+        return dict(self.custom.get_cluster_custom_object(GROUP, VERSION, CLUSTER_PLURAL, name))
+
+    def create_cluster_larkapp(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ClusterLarkApp",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        return dict(self.custom.create_cluster_custom_object(GROUP, VERSION, CLUSTER_PLURAL, body))
+
+    def patch_cluster_larkapp(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            self.custom.patch_cluster_custom_object(GROUP, VERSION, CLUSTER_PLURAL, name, patch)
+        )
+
+    def delete_cluster_larkapp(self, name: str) -> None:
+        self.custom.delete_cluster_custom_object(GROUP, VERSION, CLUSTER_PLURAL, name)
+
+    def cluster_condition(self, name: str, ctype: str) -> dict[str, Any] | None:
+        for c in (self.cluster_larkapp(name).get("status") or {}).get("conditions") or []:
+            if c["type"] == ctype:
+                return dict(c)
+        return None
+
+    # --- Namespaces and workloads ---------------------------------------------------------
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
+        meta = client.V1ObjectMeta(name=name, labels=labels or None)
+        self.core.create_namespace(client.V1Namespace(metadata=meta))
+
+    def label_namespace(self, name: str, labels: dict[str, str | None]) -> None:
+        self.core.patch_namespace(name, {"metadata": {"labels": labels}})
+
+    def create_deployment(self, ns: str, name: str) -> dict[str, Any]:
+        """A Deployment as a workload would be (nothing runs it: no controllers here)."""
+        labels = {"app": name}
+        body: Any = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]},
+                },
+            },
+        }
+        return dict(self.apps.create_namespaced_deployment(ns, body).to_dict())
+
+    def deployment(self, ns: str, name: str) -> Any:
+        return self.apps.read_namespaced_deployment(name, ns)
 
     # --- Secrets --------------------------------------------------------------------------
     def secret(self, ns: str, name: str) -> dict[str, str] | None:

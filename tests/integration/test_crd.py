@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lark_operator.models import LarkAppSpec
 from tests.helpers.kube import Kube
 
 pytestmark = pytest.mark.integration
@@ -173,7 +174,10 @@ def test_defaults_are_applied(kube: Kube, namespace: str) -> None:
     kube.apply(doc)
     spec = kube.larkapp(namespace, "app")["spec"]
     assert spec["appSecretRef"]["key"] == "appSecret"
-    assert spec["domain"] == "feishu"
+    # No schema default for domain (spec.appRef excludes it): the operator reads an absent
+    # domain as feishu.
+    assert "domain" not in spec
+    assert LarkAppSpec.parse(spec).base_url() == "https://open.feishu.cn"
     assert spec["tokens"] == {"tenant": True, "app": False}
     assert spec["refresh"] == {"renewBefore": "10m", "jitter": 0.1}
     assert spec["target"] == {"creationPolicy": "Owner", "deletionPolicy": "Delete"}
@@ -311,3 +315,56 @@ def test_crd_manifest_declares_every_status_field_the_operator_writes() -> None:
                 check(item, node["items"], path + "[]")
 
     check(status, schema, "status")
+
+
+CLUSTER_GOOD: dict[str, Any] = {
+    "apiVersion": "larkservice.io/v1alpha1",
+    "kind": "ClusterLarkApp",
+    "metadata": {"name": "crd-shared"},
+    "spec": {
+        "appId": "cli_crd01",
+        "appSecretRef": {"name": "app"},
+        "allowedNamespaces": {"names": ["a"]},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"allowedNamespaces": None}, "allowedNamespaces"),
+        ({"allowedNamespaces": {}}, "allowedNamespaces needs names and/or a selector"),
+        ({"allowedNamespaces": {"names": ["Bad_NS"]}}, "spec.allowedNamespaces.names"),
+        (
+            {
+                "allowedNamespaces": {
+                    "selector": {"matchExpressions": [{"key": "k", "operator": "In"}]}
+                }
+            },
+            "In and NotIn need values",
+        ),
+        ({"appSecretRef": {"name": "app", "namespace": "elsewhere"}}, "namespace"),
+    ],
+    ids=["no-allowed", "allowed-empty", "bad-name", "in-without-values", "secret-elsewhere"],
+)
+def test_cluster_larkapp_schema_refuses(kube: Kube, spec: dict[str, Any], field: str) -> None:
+    doc = copy.deepcopy(CLUSTER_GOOD)
+    doc["spec"].update(spec)
+    doc["spec"] = {k: v for k, v in doc["spec"].items() if v is not None}
+    out = kube.apply(yaml.safe_dump(doc), check=False)
+    assert out.returncode != 0 and field in out.stderr, out.stderr
+
+
+def test_cluster_larkapp_defaults_and_columns(kube: Kube) -> None:
+    doc = copy.deepcopy(CLUSTER_GOOD)
+    doc["spec"]["allowedNamespaces"] = {"selector": {}}  # every namespace
+    kube.apply(yaml.safe_dump(doc))
+    try:
+        spec = kube.cluster_larkapp("crd-shared")["spec"]
+        assert spec["domain"] == "feishu" and spec["appSecretRef"]["key"] == "appSecret"
+        assert spec["refresh"] == {"renewBefore": "10m", "jitter": 0.1}
+        header = kube.kubectl("get", "clusterlarkapps", "-o", "wide").stdout.splitlines()[0]
+        for column in ("APP ID", "READY", "REASON", "TOKEN EXPIRES", "LARKAPPS", "REFUSED"):
+            assert column in header, header
+    finally:
+        kube.delete_cluster_larkapp("crd-shared")

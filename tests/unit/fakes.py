@@ -21,6 +21,11 @@ class FakeKube:
         self.status_patches: list[tuple[str, str, dict[str, Any]]] = []
         self.events: list[tuple[str, str, str]] = []
         self.meta_patches: list[dict[str, Any]] = []
+        self.cluster_status_patches: list[tuple[str, dict[str, Any]]] = []
+        # target.rolloutRestart: (ns, kind, name) -> object, and the patches sent
+        self.workloads: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.workload_patches: list[tuple[str, str, str, dict[str, Any]]] = []
+        self.workload_error: KubeError | None = None
         self._rv = itertools.count(1)
 
     async def get_secret(self, ns: str, name: str) -> dict[str, Any] | None:
@@ -84,6 +89,26 @@ class FakeKube:
         self, involved: dict[str, Any], type_: str, reason: str, message: str
     ) -> None:
         self.events.append((type_, reason, message))
+
+    async def patch_cluster_larkapp_status(self, name: str, patch: dict[str, Any]) -> None:
+        self.cluster_status_patches.append((name, copy.deepcopy(patch)))
+
+    async def get_workload(self, ns: str, kind: str, name: str) -> dict[str, Any] | None:
+        w = self.workloads.get((ns, kind, name))
+        return copy.deepcopy(w) if w else None
+
+    async def patch_workload(
+        self, ns: str, kind: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        if self.workload_error is not None:
+            raise self.workload_error
+        self.workload_patches.append((ns, kind, name, patch))
+        live = self.workloads[(ns, kind, name)]
+        template = live.setdefault("spec", {}).setdefault("template", {})
+        annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
+        annotations.update(patch["spec"]["template"]["metadata"]["annotations"])
+        live["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
+        return copy.deepcopy(live)
 
     def put_app_secret(self, ns: str, name: str, data: dict[str, str]) -> None:
         self.secrets[(ns, name)] = {

@@ -78,6 +78,13 @@ The leader-election Lease's name (ha.enabled only).
 {{- end }}
 
 {{/*
+The cluster resource namespace: where ClusterLarkApps' App Secrets are read from.
+*/}}
+{{- define "lark-operator.clusterResourceNamespace" -}}
+{{- default .Release.Namespace .Values.clusterResourceNamespace }}
+{{- end }}
+
+{{/*
 Replicas: without leader election, two replicas would both act on every LarkApp, so more
 than one needs ha.enabled (values.schema.json caps .Values.replicas at 1).
 */}}
@@ -110,6 +117,8 @@ than one needs ha.enabled (values.schema.json caps .Values.replicas at 1).
 {{- end }}
 - --events-port
 - {{ ternary .Values.events.port 0 .Values.events.enabled | quote }}
+- --cluster-resource-namespace
+- {{ include "lark-operator.clusterResourceNamespace" . | quote }}
 {{- if .Values.ha.enabled }}
 - --leader-elect
 - --leader-elect-namespace
@@ -164,6 +173,33 @@ namespaced mode, part of the ClusterRole otherwise). Each rule says which code n
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# target.rolloutRestart: read a workload's pod template annotation and set it (one merge
+# PATCH per new token). These three kinds only, no create/delete/update/list; names are
+# chosen by users, so resourceNames cannot narrow it: the admission policy
+# (admissionpolicy.yaml) lets these patches change that one annotation and nothing else.
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, patch]
+{{- end }}
+
+{{/*
+Rules in the cluster resource namespace (namespaced mode, when it is not watched anyway):
+reading the App Secrets of ClusterLarkApps, and noticing at once that one changed.
+*/}}
+{{- define "lark-operator.clusterResourceRules" -}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+{{- end }}
+
+{{/*
+Events on ClusterLarkApps (namespaced mode, when "default" is not watched anyway): the
+apiserver keeps a cluster-scoped object's Events in the namespace "default".
+*/}}
+{{- define "lark-operator.clusterEventRules" -}}
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
 {{- end }}
 
 {{/*
@@ -209,14 +245,19 @@ Cluster-scoped rules kopf needs (CRDs in both modes, namespaces in namespaced mo
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
-{{- if .Values.watchNamespaces }}
-# Namespaced mode only: kopf lists and watches namespaces to match the --namespace names.
-# Without it kopf does fall back to the names as given, but only after retrying the
-# forbidden list 9 times (about 55 s of ERROR lines, measured with kopf 1.45) on every start
-# and failover, during which no LarkApp is served. Namespace names and labels are not
-# sensitive; the cluster-wide mode does not need this (kopf watches everything).
+# ClusterLarkApps (cluster-scoped): listed once at start and watched by kopf; their status
+# is written by merge patch. No create/update/delete: admins own them.
+- apiGroups: [larkservice.io]
+  resources: [clusterlarkapps]
+  verbs: [list, watch]
+- apiGroups: [larkservice.io]
+  resources: [clusterlarkapps/status]
+  verbs: [patch]
+# Namespaces, metadata only: their labels decide a ClusterLarkApp's
+# allowedNamespaces.selector; in namespaced mode kopf also matches the --namespace names
+# against them (without it, kopf retries the forbidden list for ~55 s on every start).
+# Names and labels are not sensitive; no get, nothing else.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
-{{- end }}
 {{- end }}

@@ -18,6 +18,7 @@ import kopf
 from lark_operator.app import login
 from lark_operator.app.wiring import Wiring
 from lark_operator.vocabulary.names import (
+    CLUSTER_PLURAL,
     FINALIZER,
     GROUP,
     PLURAL,
@@ -73,6 +74,17 @@ async def observe(body: kopf.Body, type: str | None, memo: Wiring, **_: Any) -> 
         reconciler.observe(body, refresh_request=requested)
     else:
         reconciler.observe(body)
+
+
+@kopf.on.event(GROUP, VERSION, CLUSTER_PLURAL)
+async def observe_cluster(body: kopf.Body, type: str | None, memo: Wiring, **_: Any) -> None:
+    """Every event of every ClusterLarkApp. Deleting one needs nothing first: the LarkApps
+    using it are refused from then on and keep their tokens until they expire."""
+    clusters = _reconciler(memo).clusters
+    if type == "DELETED":
+        clusters.remove(body)
+    else:
+        clusters.observe(body)
 
 
 def needs_finalizer(spec: kopf.Spec, **_: Any) -> bool:

@@ -1,11 +1,12 @@
 """Background loops of the running operator: the metadata-only Secret watch (what tells the
-reconciler that a Secret it uses changed) and the event-loop lag meter."""
+reconciler that a Secret it uses changed), the metadata-only namespace watch (their labels,
+for ClusterLarkApps that allow namespaces by selector) and the event-loop lag meter."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from lark_operator.kube import KubeClient
 
@@ -19,9 +20,9 @@ async def watch_secrets(
     namespace: str | None,
     on_change: SecretChanged,
     state: dict[str, str],
+    key: str = "secrets",
     *,
     label_selector: str | None = None,
-    key: str = "secrets",
 ) -> None:
     """Forever: every Secret event (metadata only) to `on_change(event, ns, name, rv)`;
     `state[key]` says how the watch is doing (for /health)."""
@@ -43,6 +44,28 @@ async def watch_secrets(
         except Exception as e:
             state[key] = f"error: {type(e).__name__}"
             log.warning("Secret watch failed (%s); retrying in 5s", e)
+            await asyncio.sleep(5)
+
+
+NamespaceEvent = Callable[[str, str, Mapping[str, str] | None], None]
+
+
+async def watch_namespaces(
+    kube: KubeClient, on_event: NamespaceEvent, state: dict[str, str]
+) -> None:
+    """Forever: every namespace event (metadata only) to `on_event(event, name, labels)`,
+    SYNCED once a listing is in; `state["namespaces"]` says how the watch is doing."""
+    while True:
+        try:
+            async for event, obj in kube.watch_namespace_metadata():
+                state["namespaces"] = "watching"
+                meta = obj.get("metadata") or {}
+                on_event(event, meta.get("name", ""), meta.get("labels") or {})
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            state["namespaces"] = f"error: {type(e).__name__}"
+            log.warning("namespace watch failed (%s); retrying in 5s", e)
             await asyncio.sleep(5)
 
 

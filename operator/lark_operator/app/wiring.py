@@ -13,8 +13,8 @@ from lark_operator import __version__, metrics
 from lark_operator.app.events import EventsServer
 from lark_operator.app.health import HealthServer, Reports
 from lark_operator.app.leader import LeaderElector, default_namespace
-from lark_operator.app.watch import measure_loop_lag, watch_secrets
-from lark_operator.kube import Auth, KubeClient
+from lark_operator.app.watch import measure_loop_lag, watch_namespaces, watch_secrets
+from lark_operator.kube import Auth, KubeClient, KubeError
 from lark_operator.openplatform import OpenPlatformClient
 from lark_operator.probes.scheduler import ProbeScheduler
 from lark_operator.reconcile.reconciler import Reconciler
@@ -24,6 +24,8 @@ from lark_operator.settings import Settings
 from lark_operator.vocabulary.names import STORE_APP_LABEL
 
 log = logging.getLogger("lark_operator.app")
+
+CLUSTER_SECRETS = "clusterResourceSecrets"  # the watch_state entry of that namespace's watch
 
 
 @dataclass(eq=False)
@@ -75,9 +77,16 @@ class Wiring:
         self.client = OpenPlatformClient(rate_per_second=s.api_rate_per_second, burst=s.api_burst)
         self.probes = ProbeScheduler(max_concurrency=s.max_concurrent_probes)
         await self.probes.start()
+        crns = self.cluster_resource_namespace  # ClusterLarkApps' App Secrets, store tickets
         self.reconciler = Reconciler(
-            self.kube, self.client, s, probes=self.probes, tickets=self.store_parts()
+            self.kube,
+            self.client,
+            s,
+            probes=self.probes,
+            tickets=self.store_parts(),
+            cluster_namespace=crns,
         )
+        await self._load_cluster_larkapps()
         await self.reconciler.start()
         namespaces: list[str | None] = list(s.namespaces) or [None]
         for ns in namespaces:
@@ -89,10 +98,31 @@ class Wiring:
             self._watch_tickets()
         else:
             self.store_parts().on_first_use = self._watch_tickets
+        if s.namespaces and crns not in s.namespaces:
+            # A rotated App Secret is noticed there too. Its own /health entry, which does
+            # not make the operator unhealthy: LarkApps naming their own app do not need it.
+            watch = watch_secrets(
+                self.kube, crns, self.reconciler.secret_changed, self.watch_state, CLUSTER_SECRETS
+            )
+            self._tasks.append(asyncio.create_task(watch))
+        labels = watch_namespaces(
+            self.kube, self.reconciler.clusters.namespaces.event, self.watch_state
+        )
+        self._tasks.append(asyncio.create_task(labels))
         self._tasks.append(asyncio.create_task(measure_loop_lag(self._loop_lag)))
         await self.start_health()
         where = "namespaces " + ",".join(s.namespaces) if s.namespaces else "all namespaces"
         log.info("lark-operator %s started (%s)", __version__, where)
+
+    async def _load_cluster_larkapps(self) -> None:
+        """Every ClusterLarkApp before kopf reports any LarkApp: one naming an app not seen
+        yet would be refused, then admitted a moment later (a flap at every start)."""
+        assert self.kube is not None and self.reconciler is not None
+        try:
+            for body in await self.kube.list_cluster_larkapps():
+                self.reconciler.clusters.observe(body)
+        except KubeError as e:  # no CRD (404) or no RBAC (403): LarkApps with appRef wait
+            log.warning("cannot list ClusterLarkApps: %s", e)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -110,7 +140,10 @@ class Wiring:
 
     @property
     def cluster_resource_namespace(self) -> str:
-        return self.settings.cluster_resource_namespace or default_namespace()
+        """ClusterLarkApps' App Secrets are read only from here; store tickets live here."""
+        if self.settings.cluster_resource_namespace:
+            return self.settings.cluster_resource_namespace
+        return self.auth.namespace if self.auth else default_namespace()
 
     def store_parts(self) -> TicketBook:
         """The ticket book (made once, with the first Kubernetes client)."""

@@ -20,7 +20,7 @@ from typing import Any
 from lark_operator.credentials import ALLOW_IN_CLI, resolve_base_url, secret_value
 from lark_operator.kube import Auth, AuthError, KubeClient, KubeError, load_auth
 from lark_operator.models import LarkAppSpec
-from lark_operator.tokens.secret import Claim, claim, issued_for, read_token_secret
+from lark_operator.tokens.secret import Claim, claim, issued_for, read_token_secret, templated
 
 
 class ClusterError(Exception):
@@ -87,6 +87,16 @@ async def list_larkapps(kube: KubeClient, namespace: str | None) -> list[dict[st
         raise ClusterError(_kube_reason(exc, f"LarkApps in {where}")) from None
 
 
+async def list_cluster_larkapps(kube: KubeClient) -> list[dict[str, Any]] | None:
+    """Every ClusterLarkApp; None when this user may not list them (or there is no CRD)."""
+    try:
+        return await kube.list_cluster_larkapps()
+    except KubeError as exc:
+        if exc.status in (403, 404):
+            return None
+        raise ClusterError(_kube_reason(exc, "ClusterLarkApps")) from None
+
+
 async def larkapp_events(kube: KubeClient, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The object's Events, oldest first (as `kubectl describe` lists them)."""
     meta = obj["metadata"]
@@ -144,11 +154,24 @@ async def app_credentials(
     (and not feishu/lark) is refused before the Secret is even read: CredentialError
     DomainNotAllowed, as the operator refuses it."""
     obj = await get_larkapp(kube, namespace, name)
-    spec = parse_spec(obj)
-    base_url = resolve_base_url(spec.domain, allowed, allow_with=ALLOW_IN_CLI)
-    ref = spec.app_secret_ref
+    app = parse_spec(obj).credentials()
+    if app is None:
+        raise ClusterError(app_ref_note(obj))
+    base_url = resolve_base_url(app.domain, allowed, allow_with=ALLOW_IN_CLI)
+    ref = app.app_secret_ref
     secret = await read_secret_value(kube, namespace, ref.name, ref.key, "spec.appSecretRef")
-    return base_url, spec.app_id, secret, obj
+    return base_url, app.app_id, secret, obj
+
+
+def app_ref_note(obj: Mapping[str, Any]) -> str:
+    """Why a command that needs the App Secret does not run for a LarkApp with appRef."""
+    meta, ref = obj["metadata"], (obj.get("spec") or {}).get("appRef") or {}
+    return (
+        f"LarkApp {meta['namespace']}/{meta['name']} uses ClusterLarkApp {ref.get('name')!r} "
+        "(spec.appRef): its App Secret is kept in the operator's cluster resource namespace, "
+        "not here. The ClusterLarkApp's status says whether its credentials work: "
+        f"kubectl get clusterlarkapp {ref.get('name')}"
+    )
 
 
 async def resolve_larkapp(
@@ -190,6 +213,11 @@ async def larkapp_token(
     owner, why = claim(secret, name)
     # Only a Secret the operator wrote for this LarkApp holds its token.
     held = read_token_secret(secret) if owner is Claim.OURS else None
+    if owner is Claim.OURS and templated(secret):
+        raise NoToken(
+            f"Secret {secret_name} is shaped by spec.target.template: its keys are the "
+            "template's, not the token's; compare status.token.fingerprint instead"
+        )
     if secret is None or held is None:
         what = "does not exist" if secret is None else f"holds no token of it ({why})"
         raise NoToken(

@@ -66,8 +66,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--cluster-resource-namespace",
         default=None,
-        help="Namespace of cluster-wide state (store apps' app_ticket Secrets) "
-        "[the operator's own namespace]",
+        help="Namespace ClusterLarkApps read their App Secret from and store apps' app_tickets "
+        f"are kept in [${ENV}CLUSTER_RESOURCE_NAMESPACE; the operator's own namespace]",
     )
     ha = p.add_argument_group("leader election (HA with a coordination.k8s.io Lease)")
     ha.add_argument(

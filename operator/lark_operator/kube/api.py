@@ -30,6 +30,15 @@ class KubeAPI(Protocol):
         self, ns: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]: ...
 
+    # ClusterLarkApps (cluster-scoped) and the workloads of target.rolloutRestart
+    async def patch_cluster_larkapp_status(self, name: str, patch: dict[str, Any]) -> None: ...
+
+    async def get_workload(self, ns: str, kind: str, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_workload(
+        self, ns: str, kind: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
     # Events
     async def create_event(
         self, involved: dict[str, Any], type_: str, reason: str, message: str

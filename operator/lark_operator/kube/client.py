@@ -1,6 +1,7 @@
 """The one Kubernetes API wrapper: an aiohttp client for exactly what the operator does.
 
-Secrets (get/create/replace/delete/patch), LarkApp status patches, Events, Leases (leader
+Secrets (get/create/replace/delete/patch), LarkApp and ClusterLarkApp status patches, the
+pod-template annotation of workloads (target.rolloutRestart), Events, Leases (leader
 election), and a metadata-only watch of Secrets. A thin client keeps memory flat at
 thousands of objects (no model classes), and the metadata-only watch lets the operator
 notice changes to the Secrets it references without downloading every Secret's data in
@@ -29,12 +30,18 @@ from lark_operator import metrics
 from lark_operator.kube.auth import Auth
 from lark_operator.kube.errors import Gone, KubeError, from_response
 from lark_operator.kube.loader import load_auth
-from lark_operator.vocabulary.names import GROUP, PLURAL, VERSION
+from lark_operator.vocabulary.names import CLUSTER_PLURAL, GROUP, PLURAL, VERSION
 
 log = logging.getLogger("lark_operator.kube")
 
 METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# The apps/v1 workloads target.rolloutRestart may name, and nothing else.
+WORKLOAD_PLURALS = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+}
 
 
 class KubeClient:
@@ -216,6 +223,49 @@ class KubeClient:
             )
         )
 
+    # --- ClusterLarkApps -----------------------------------------------------------------------
+    @staticmethod
+    def _cluster_larkapp_path(name: str | None = None) -> str:
+        base = f"/apis/{GROUP}/{VERSION}/{CLUSTER_PLURAL}"
+        return f"{base}/{quote(name, safe='')}" if name else base
+
+    async def list_cluster_larkapps(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", self._cluster_larkapp_path()))["items"])
+
+    async def patch_cluster_larkapp_status(self, name: str, patch: dict[str, Any]) -> None:
+        await self.request(
+            "PATCH",
+            self._cluster_larkapp_path(name) + "/status",
+            {"status": patch},
+            content_type="application/merge-patch+json",
+        )
+
+    # --- Workloads (target.rolloutRestart) -----------------------------------------------------
+    @staticmethod
+    def _workload_path(ns: str, kind: str, name: str) -> str:
+        plural = WORKLOAD_PLURALS[kind]  # KeyError: not a kind the operator may touch
+        return f"/apis/apps/v1/namespaces/{quote(ns, safe='')}/{plural}/{quote(name, safe='')}"
+
+    async def get_workload(self, ns: str, kind: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self.request("GET", self._workload_path(ns, kind, name)))
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def patch_workload(
+        self, ns: str, kind: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        return dict(
+            await self.request(
+                "PATCH",
+                self._workload_path(ns, kind, name),
+                patch,
+                content_type="application/merge-patch+json",
+            )
+        )
+
     # --- Leases (leader election) ----------------------------------------------------------
     @staticmethod
     def _lease_path(ns: str, name: str | None = None) -> str:
@@ -248,19 +298,22 @@ class KubeClient:
         self, involved: dict[str, Any], type_: str, reason: str, message: str
     ) -> None:
         meta = involved["metadata"]
+        # A cluster-scoped object's Events live in "default" (the apiserver's rule), with no
+        # namespace on the involved object: `kubectl describe` finds them there.
+        namespace = meta.get("namespace") or "default"
         now = dt.datetime.now(dt.UTC)
         body = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
                 "name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:16]}",
-                "namespace": meta["namespace"],
+                "namespace": namespace,
             },
             "involvedObject": {
                 "apiVersion": involved.get("apiVersion", f"{GROUP}/{VERSION}"),
                 "kind": involved.get("kind", "LarkApp"),
                 "name": meta["name"],
-                "namespace": meta["namespace"],
+                "namespace": meta.get("namespace"),
                 "uid": meta.get("uid"),
             },
             "type": type_,
@@ -273,9 +326,9 @@ class KubeClient:
             "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "count": 1,
         }
-        await self.request("POST", f"/api/v1/namespaces/{quote(meta['namespace'])}/events", body)
+        await self.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", body)
 
-    # --- Watching Secrets' metadata ----------------------------------------------------------
+    # --- Watching metadata (Secrets, namespaces) ---------------------------------------------
     async def watch_secret_metadata(
         self, namespace: str | None = None, label_selector: str | None = None
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -283,6 +336,19 @@ class KubeClient:
         existing Secret after each (re)list and ('SYNCED', {}) when it is complete, then
         ADDED/MODIFIED/DELETED. Only metadata crosses the wire — never the Secrets' data."""
         path = f"/api/v1/namespaces/{quote(namespace)}/secrets" if namespace else "/api/v1/secrets"
+        async for item in self.watch_metadata(path, label_selector):
+            yield item
+
+    async def watch_namespace_metadata(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Namespaces' metadata (their labels), as `watch_metadata` yields it."""
+        async for item in self.watch_metadata("/api/v1/namespaces"):
+            yield item
+
+    async def watch_metadata(
+        self, path: str, label_selector: str | None = None
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The objects at `path` as PartialObjectMetadata, forever: after each (re)list a
+        ('SYNC', item) per object and one ('SYNCED', {}), then ADDED/MODIFIED/DELETED."""
         params = {"labelSelector": label_selector} if label_selector else {}
         while True:
             listing = await self.request("GET", path, params=params, accept=METADATA_ACCEPT)
@@ -298,9 +364,9 @@ class KubeClient:
                             continue
                         yield etype, obj
             except Gone:
-                log.info("secret watch expired (410); listing again")
+                log.info("watch of %s expired (410); listing again", path)
             except (TimeoutError, aiohttp.ClientError) as e:
-                log.warning("secret watch interrupted (%s); listing again", type(e).__name__)
+                log.warning("watch of %s interrupted (%s); listing again", path, type(e).__name__)
                 await asyncio.sleep(1)
 
     async def _watch_once(

@@ -11,6 +11,7 @@ from typing import Any
 from lark_operator import metrics
 from lark_operator.kube import KubeAPI, KubeError
 from lark_operator.probes.result import ProbeResult
+from lark_operator.reconcile import rollout
 from lark_operator.reconcile.refresh import Failed, Outcome, lapses
 from lark_operator.reconcile.state import App, TokenState
 from lark_operator.status.build import build_status
@@ -62,6 +63,7 @@ class Publisher:
             consecutive_failures=t.failures,
             configured_probes=spec.probes.configured if spec and not suspended else (),
             probes=dict(app.published.probes),
+            rollout=rollout.condition(app, spec),
         )
 
     async def publish(self, app: App, *, live: bool = True) -> None:

@@ -2,9 +2,12 @@
 reaches through app/handlers.py (observe, remove, secret_changed).
 
     resume (once after a start) -> decide -> suspend | sync probes -> refresh | repair
-    -> publish -> schedule the next wake
+    (or, for a LarkApp naming a ClusterLarkApp, follow the app's one refresh)
+    -> roll the workloads named -> publish -> schedule the next wake
 
-Each step lives in its own module; this one only wires them and keeps the order.
+Each step lives in its own module; this one only wires them and keeps the order. The
+ClusterLarkApps' own refreshes run in reconcile/clusterapps.py, which wakes the LarkApps
+that use them.
 """
 
 from __future__ import annotations
@@ -22,20 +25,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from lark_operator import metrics
-from lark_operator.credentials import CredentialError, resolve_base_url, secret_value
+from lark_operator.credentials import CredentialError, resolve_base_url
 from lark_operator.kube import KubeAPI, KubeError
 from lark_operator.logs import current_context, log_context
 from lark_operator.models import LarkAppSpec
 from lark_operator.openplatform import OpenPlatformError, PlatformAPI
 from lark_operator.probes.result import ProbeResult
 from lark_operator.probes.scheduler import ProbeScheduler
-from lark_operator.reconcile import availability, refresh, storeapp
+from lark_operator.reconcile import availability, follow, refresh, storeapp
+from lark_operator.reconcile.clusterapps import ClusterApps
 from lark_operator.reconcile.decide import NOT_READ, Action, decide, next_wake, refresh_due
+from lark_operator.reconcile.follow import Follower
 from lark_operator.reconcile.index import SecretIndex
 from lark_operator.reconcile.probelink import ProbeLink
 from lark_operator.reconcile.publish import Publisher
 from lark_operator.reconcile.refresh import Failed, Issued, Outcome
 from lark_operator.reconcile.registry import Registry
+from lark_operator.reconcile.rollout import Rollouts
 from lark_operator.reconcile.scheduler import Scheduler
 from lark_operator.reconcile.state import App, Key, Work
 from lark_operator.reconcile.tickets import TicketBook
@@ -45,7 +51,6 @@ from lark_operator.status.facts import Credentials
 from lark_operator.tokens import policy
 from lark_operator.tokens.store import SecretNotOwned
 from lark_operator.vocabulary.dependencies import Dependency
-from lark_operator.vocabulary.digests import sha256_hex
 from lark_operator.vocabulary.names import REFRESH_HANDLED_ANNOTATION
 from lark_operator.vocabulary.reasons import WRITE_FAILURES, Reason
 from lark_operator.vocabulary.timefmt import rfc3339
@@ -62,6 +67,7 @@ class Reconciler:
         *,
         probes: ProbeScheduler | None = None,
         tickets: TicketBook | None = None,
+        cluster_namespace: str = "default",
         clock: Any = time.time,
         rng: Any = random.random,
     ):
@@ -80,17 +86,32 @@ class Reconciler:
         self.scheduler = Scheduler(
             self._run, max_concurrency=settings.max_concurrent_refreshes, clock=clock
         )
+        self.clusters = ClusterApps(
+            kube,
+            client,
+            settings,
+            self.index,
+            namespace=cluster_namespace,
+            wake_user=self.scheduler.now,
+            clock=clock,
+            rng=rng,
+        )
+        self.follow = Follower(self.clusters, self.secrets, settings, clock, rng)
+        self.rollouts = Rollouts(kube, clock)
 
     async def start(self) -> None:
         await self.scheduler.start()
+        await self.clusters.start()
 
     async def stop(self) -> None:
         for task in list(self._availability.values()):
             task.cancel()
+        await self.clusters.stop()
         await self.scheduler.stop()
 
     def health(self) -> dict[str, Any]:
-        return {**self.scheduler.health(), "larkapps": len(self.registry.apps)}
+        counts = {"larkapps": len(self.registry.apps), "clusterlarkapps": len(self.clusters.apps)}
+        return {**self.scheduler.health(), **counts}
 
     # --- what kopf reports --------------------------------------------------------------
     def observe(self, body: Mapping[str, Any], refresh_request: str | None = None) -> None:
@@ -101,6 +122,8 @@ class Reconciler:
         if new:
             self.publisher.track(self.registry.apps[key])
         if app is not None:
+            ref = app.spec.app_ref if app.spec is not None else None
+            self.clusters.use(key, ref.name if ref is not None else None)
             self.scheduler.now(key)
 
     async def remove(self, body: Mapping[str, Any]) -> None:
@@ -119,6 +142,7 @@ class Reconciler:
                     break
                 await asyncio.sleep(0.05)
         self.scheduler.forget(key)
+        self.clusters.use(key, None)
         self.probes.forget(key)
         self.publisher.forget(app, key)
         try:
@@ -136,6 +160,7 @@ class Reconciler:
             return
         for app in self.registry.secret_changed(event, namespace, name, rv):
             self.scheduler.now(app.key)
+        self.clusters.secret_changed(event, namespace, name)
 
     def store_changed(self, app_id: str) -> None:
         """A store app's ticket or tenants changed (a callback here, or on another replica):
@@ -158,7 +183,9 @@ class Reconciler:
         if app is None or app.spec is None:
             return
         rid = uuid.uuid4().hex[:12]
-        with log_context(request_id=rid, namespace=key[0], name=key[1], app_id=app.spec.app_id):
+        ref = app.spec.app_ref
+        app_id = app.spec.app_id or (f"ClusterLarkApp/{ref.name}" if ref else None)
+        with log_context(request_id=rid, namespace=key[0], name=key[1], app_id=app_id):
             try:
                 app.write_failed = False
                 with metrics.RECONCILE_DURATION.time():
@@ -193,15 +220,33 @@ class Reconciler:
         else:
             if Work.PROBES in work:
                 await self.probes.sync(app, spec, lambda d: self.publisher.probe_dropped(app, d))
-            if action is Action.REFRESH:
+            if spec.app_ref is not None:  # the ClusterLarkApp refreshes; this one follows
+                await self.follow.step(app, spec, work)
+                if Work.REFRESH in work:
+                    await self._mark_refresh_handled(app)
+            elif action is Action.REFRESH:
                 await self._refresh(app, spec, force=Work.REFRESH in work)
                 await self._mark_refresh_handled(app)
             elif action is Action.REPAIR:
                 await self._repair(app, spec)
+        # What the token is for: its own app, or the ClusterLarkApp's while it admits this
+        # namespace (None: refused, or not known yet). Rollouts only while not suspended.
+        effective = self.follow.effective(app, spec)
+        if action is not Action.SUSPEND and effective is not None:
             if app.availability is None:  # once after a start, then once per refresh
-                await self._check_availability(app, spec)
+                await self._check_availability(app, effective)
+        rolling = effective if action is not Action.SUSPEND else None
+        if rolling:
+            self.rollouts.plan(app, rolling)
+            await self.rollouts.run(app)
         await self.publisher.publish(app, live=self.registry.get(app.key) is app)
-        wake = next_wake(app.token, spec.suspend, self.clock())
+        now = self.clock()
+        if spec.app_ref is not None:
+            wake = follow.wake(app.token, now)
+        else:
+            wake = next_wake(app.token, spec.suspend, now)
+        if rolling and (due := self.rollouts.next_due(app)) is not None:
+            wake = due if wake is None else min(wake, due)
         if wake is not None:
             self.scheduler.at(app.key, wake)
 
@@ -211,8 +256,10 @@ class Reconciler:
         what status recorded, so nothing still valid is fetched again."""
         app.resumed = True
         recorded = (app.published.status.get("token") or {}).get("fingerprint")
-        if recorded is None:
+        effective = self.follow.effective(app, spec)
+        if recorded is None or effective is None:
             return  # a new LarkApp (nothing recorded, nothing to adopt): no read
+        spec = effective  # a ClusterLarkApp's app, for a LarkApp naming one
         held = await self.secrets.adopt(app, spec, recorded)
         if held is None or (
             not spec.is_store and set(held.values) != set(refresh.token_types(spec))
@@ -237,21 +284,20 @@ class Reconciler:
 
     async def _app_secret_digest(self, app: App, spec: LarkAppSpec, work: set[Work]) -> str | None:
         """Read only when the app Secret changed and no refresh is due anyway."""
-        if Work.CREDENTIALS not in work or spec.suspend:
+        ref = spec.app_secret_ref
+        if Work.CREDENTIALS not in work or spec.suspend or ref is None:
             return NOT_READ
         if refresh_due(app.token, work, self.clock()):
             return NOT_READ
-        ref = spec.app_secret_ref
-        secret = await self.index.get(app.namespace, ref.name)
-        try:
-            return sha256_hex(secret_value(secret, ref.name, ref.key, namespace=app.namespace))
-        except CredentialError:
-            return None
+        return await refresh.secret_digest(self.index.get, app.namespace, ref)
 
     async def _refresh(self, app: App, spec: LarkAppSpec, *, force: bool) -> None:
         now = self.clock()
         outcome: Outcome
         refused = target_refused(spec, app.name)
+        credentials = spec.credentials()
+        if credentials is None:
+            return  # it names a ClusterLarkApp: follow.step
         if refused is not None:  # before any upstream call
             outcome = write_failure(spec, app.name, SecretNotOwned(refused), now)
         elif spec.is_store:
@@ -261,7 +307,7 @@ class Reconciler:
                 client=self.client,
                 read_secret=self.index.get,
                 namespace=app.namespace,
-                spec=spec,
+                spec=credentials,
                 allowed_base_urls=self.settings.allowed_base_urls,
                 lifetime=app.token.lifetime,
                 force=force,
@@ -295,12 +341,14 @@ class Reconciler:
             base_url = resolve_base_url(spec.domain, self.settings.allowed_base_urls)
         except CredentialError:
             return
-        rid = current_context().get("request_id")
+        rid, app_id = current_context().get("request_id"), spec.app_id
+        if app_id is None:
+            return  # a LarkApp whose ClusterLarkApp is not resolved: none to ask about
 
         async def check() -> None:
             try:
                 facts = await self.availability.check(
-                    base_url, token, spec.app_id, fresh=fresh, request_id=rid
+                    base_url, token, app_id, fresh=fresh, request_id=rid
                 )
             except Exception as e:  # never let it take the reconciler down
                 log.warning("availability check failed: %s", type(e).__name__)
@@ -316,14 +364,15 @@ class Reconciler:
     async def _obtain_store(
         self, app: App, spec: LarkAppSpec, *, force: bool, now: float
     ) -> refresh.Outcome:
+        own = spec.credentials()  # a store app names its own app (the CRD refuses appRef)
+        assert own is not None and spec.store is not None and self.tickets is not None
         creds = await refresh.read_credentials(
-            self.index.get, app.namespace, spec, self.settings.allowed_base_urls, now
+            self.index.get, app.namespace, own, self.settings.allowed_base_urls, now
         )
         if isinstance(creds, Failed):
             return creds
-        assert spec.store is not None and self.tickets is not None
         return await storeapp.obtain(
-            storeapp.StoreCall(spec.app_id, spec.store, spec.refresh, *creds),
+            storeapp.StoreCall(own.app_id, spec.store, spec.refresh, *creds),
             client=self.client,
             book=self.tickets,
             held=app.token.held,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark_operator.credentials import CredentialError, resolve_base_url, secret_value
-from lark_operator.models import LarkAppSpec
+from lark_operator.models import AppCredentials, LarkAppSpec, SecretKeyRef
 from lark_operator.openplatform import ErrorKind, OpenPlatformError, TokenSource
 from lark_operator.reconcile.state import TokenState
 from lark_operator.settings import Settings
@@ -57,7 +57,7 @@ UNCHANGED = "unchanged"
 Outcome = Issued | Failed
 
 
-def token_types(spec: LarkAppSpec) -> list[str]:
+def token_types(spec: AppCredentials | LarkAppSpec) -> list[str]:
     """The token types a self-built app's Secret holds (a store app's depend on its tenants)."""
     return [t for t in ("tenant", "app") if getattr(spec.tokens, t)]
 
@@ -67,15 +67,16 @@ async def obtain(
     client: TokenSource,
     read_secret: ReadSecret,
     namespace: str,
-    spec: LarkAppSpec,
+    spec: AppCredentials,
     allowed_base_urls: list[str],
     lifetime: float | None,
     force: bool,
     now: float,
     request_id: str | None = None,
 ) -> Outcome:
-    """Tokens for `spec`, or why not. Nothing is sent anywhere the allowlist refuses, and
-    nothing at all before the app Secret has been read and checked."""
+    """Tokens for `spec` (a LarkApp's own app, or a ClusterLarkApp with `namespace` the
+    cluster resource namespace), or why not. Nothing is sent anywhere the allowlist
+    refuses, and nothing at all before the app Secret has been read and checked."""
     creds = await read_credentials(read_secret, namespace, spec, allowed_base_urls, now)
     if isinstance(creds, Failed):
         return creds
@@ -109,7 +110,7 @@ async def obtain(
 async def read_credentials(
     read_secret: ReadSecret,
     namespace: str,
-    spec: LarkAppSpec,
+    spec: AppCredentials,
     allowed_base_urls: list[str],
     now: float,
 ) -> tuple[str, str] | Failed:
@@ -125,6 +126,16 @@ async def read_credentials(
         read = e.reason != R.DOMAIN_NOT_ALLOWED  # the Secret was the problem
         return config_failure(e.reason, e.message, now, digest=None if read else UNCHANGED)
     return base_url, app_secret
+
+
+async def secret_digest(read_secret: ReadSecret, namespace: str, ref: SecretKeyRef) -> str | None:
+    """The sha256 of the App Secret as it reads now (None: absent or unusable): compared
+    with the one the last refresh used, to retry at once after a change."""
+    secret = await read_secret(namespace, ref.name)
+    try:
+        return sha256_hex(secret_value(secret, ref.name, ref.key, namespace=namespace))
+    except CredentialError:
+        return None
 
 
 def config_failure(reason: str, message: str, now: float, digest: str | None = UNCHANGED) -> Failed:
@@ -154,7 +165,7 @@ def apply(
     token: TokenState,
     outcome: Outcome,
     *,
-    spec: LarkAppSpec,
+    spec: AppCredentials | LarkAppSpec,
     settings: Settings,
     now: float,
     rng: Callable[[], float] = random.random,

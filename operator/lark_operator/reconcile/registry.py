@@ -87,9 +87,10 @@ class Registry:
             app = self.apps.get(key)
             if app is None or app.spec is None:
                 continue
-            if app.spec.app_secret_ref.name == name:
+            app_secret = app.spec.app_secret_ref
+            if app_secret is not None and app_secret.name == name:
                 app.pending.add(Work.CREDENTIALS)
-            if name in app.spec.referenced_secrets() - {app.spec.app_secret_ref.name}:
+            if name in app.spec.referenced_secrets() - {app_secret.name if app_secret else ""}:
                 app.pending.add(Work.PROBES)
             concerned.append(app)
         return concerned
@@ -103,7 +104,7 @@ class Registry:
 
 
 def _spec_changed(app: App, old: LarkAppSpec, new: LarkAppSpec) -> None:
-    if (old.app_id, old.base_url()) != (new.app_id, new.base_url()):
+    if (old.app_id, old.base_url(), old.app_ref) != (new.app_id, new.base_url(), new.app_ref):
         # The tokens held are the old app's: nothing about them describes the new one
         # (status shows no token until the new app's lands). The Secret keeps them, with
         # their own app_id, until then: a failure for the new app blanks nothing.
@@ -119,7 +120,12 @@ def _spec_changed(app: App, old: LarkAppSpec, new: LarkAppSpec) -> None:
         app.secret.body, app.secret.rv = None, None
         app.pending.add(Work.TOKEN_SECRET)
     app.secret.old_names.discard(after)
+    if old.target != new.target:
+        app.pending.add(Work.TOKEN_SECRET)  # a new template, labels, ...: write it so
+        err = app.token.last_error
+        if err is not None and err.reason in WRITE_FAILURES:
+            app.token.next_refresh_at = None  # e.g. a template fixed: try at once
 
 
 def _token_inputs(spec: LarkAppSpec) -> tuple[Any, ...]:
-    return (spec.app_id, spec.app_secret_ref, spec.domain, spec.tokens, spec.app_type)
+    return (spec.app_id, spec.app_secret_ref, spec.domain, spec.tokens, spec.app_ref, spec.app_type)

@@ -56,6 +56,20 @@ class TokenSecretCopy:
     old_names: set[str] = field(default_factory=set)
 
 
+WorkloadKey = tuple[str, str]  # (kind, name) in the LarkApp's namespace
+
+
+@dataclass(slots=True)
+class RolloutState:
+    """target.rolloutRestart for the token the Secret holds: when each workload is due to
+    be checked and rolled (reconcile/rollout.py), and what went wrong with which."""
+
+    fingerprint: str | None = None  # of the token the plan is for
+    workloads: frozenset[WorkloadKey] = frozenset()
+    due: dict[WorkloadKey, float] = field(default_factory=dict)  # not yet seen carrying it
+    failed: dict[WorkloadKey, tuple[str, str]] = field(default_factory=dict)  # reason, message
+
+
 @dataclass(slots=True)
 class Published:
     """What was last written to the status subresource, and exported as metrics."""
@@ -78,6 +92,7 @@ class App:
     token: TokenState = field(default_factory=TokenState)
     secret: TokenSecretCopy = field(default_factory=TokenSecretCopy)
     published: Published = field(default_factory=Published)
+    rollout: RolloutState = field(default_factory=RolloutState)
     pending: set[Work] = field(default_factory=lambda: {Work.PROBES})
     refresh_request: str | None = None  # the refresh annotation value being handled
     refresh_request_done: str | None = None

@@ -103,7 +103,7 @@ class KeyDirectory:
                 spec = LarkAppSpec.parse(item.get("spec"))
             except ValidationError:
                 continue
-            if not spec.is_store or spec.store is None:
+            if not spec.is_store or spec.store is None or spec.app_id is None:
                 continue
             try:
                 keys = await store_keys(spec.app_id, spec.store, meta.get("namespace", ""), read)

@@ -22,9 +22,11 @@ from lark_operator.tokens.secret import (
     claim,
     issued_for,
     read_token_secret,
+    served_expiry,
 )
 from lark_operator.tokens.store import SecretNotOwned, TokenSecretStore
 from lark_operator.tokens.storetokens import by_type
+from lark_operator.tokens.template import TemplateRenderError
 from lark_operator.vocabulary.reasons import Reason
 
 log = logging.getLogger("lark_operator.reconcile")
@@ -46,6 +48,8 @@ def write_failure(spec: LarkAppSpec, larkapp_name: str, e: Exception, now: float
     if isinstance(e, SecretNotOwned):
         facts = ErrorFacts(Reason.SECRET_NOT_OWNED, str(e), None, now)
         return Failed(ErrorKind.CONFIG, facts)
+    if isinstance(e, TemplateRenderError):
+        return Failed(ErrorKind.CONFIG, ErrorFacts(Reason.TEMPLATE_ERROR, str(e), None, now))
     name = spec.token_secret_name(larkapp_name)
     facts = ErrorFacts(
         Reason.SECRET_WRITE_FAILED, f"Cannot write token Secret {name}: {e}", None, now
@@ -68,13 +72,16 @@ class TokenSecrets:
             return write_failure(spec, app.name, SecretNotOwned(refused), now)
         if app.removed:
             return None
-        desired = build_token_secret(
-            namespace=app.namespace,
-            larkapp_name=app.name,
-            larkapp_uid=app.uid,
-            spec=spec,
-            tokens=tokens,
-        )
+        try:
+            desired = build_token_secret(
+                namespace=app.namespace,
+                larkapp_name=app.name,
+                larkapp_uid=app.uid,
+                spec=spec,
+                tokens=tokens,
+            )
+        except TemplateRenderError as e:  # nothing written: the last good Secret stays
+            return write_failure(spec, app.name, e, now)
         try:
             written = await self.store.write(
                 desired, app.uid, blind=not verify, last_written=app.secret.body
@@ -129,5 +136,4 @@ def remember(app: App, secret: Mapping[str, Any] | None) -> None:
     else:
         app.secret.body = None
     app.secret.rv = (secret or {}).get("metadata", {}).get("resourceVersion")
-    held = read_token_secret(secret)
-    app.secret.serving = by_type(held.expires_at) if held is not None else {}
+    app.secret.serving = by_type(served_expiry(secret))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lark_operator.status.facts import Observed
+from lark_operator.status.facts import ErrorFacts, Observed
 from lark_operator.status.gitops import gitops_conditions
 from lark_operator.status.model import (
     Condition,
@@ -26,7 +26,9 @@ from lark_operator.vocabulary.timefmt import rfc3339
 
 C, R = ConditionType, Reason  # short names for the tables below
 # TokenReady reasons that make a LarkApp without a credentials problem fail or degrade.
-_TOKEN_PROBLEMS = frozenset({R.EXPIRED, R.REFRESH_FAILED, R.SECRET_NOT_OWNED})
+_TOKEN_PROBLEMS = frozenset({R.EXPIRED, R.REFRESH_FAILED, R.SECRET_NOT_OWNED, R.TEMPLATE_ERROR})
+# lastError reasons that say the target does not get the token, whatever token is held.
+_TARGET_REFUSED = frozenset({R.SECRET_NOT_OWNED, R.TEMPLATE_ERROR})
 
 
 def _condition(ctype: ConditionType, status: str, reason: str, message: str, g: int) -> Condition:
@@ -35,7 +37,7 @@ def _condition(ctype: ConditionType, status: str, reason: str, message: str, g: 
     )
 
 
-def _credentials_condition(obs: Observed) -> Condition:
+def credentials_condition(obs: Observed) -> Condition:
     c, g = obs.credentials, obs.generation
     if c is None:
         return _condition(
@@ -49,9 +51,9 @@ def _credentials_condition(obs: Observed) -> Condition:
 
 def _token_condition(obs: Observed) -> Condition:
     t, g, err = obs.token, obs.generation, obs.last_error
-    if err is not None and err.reason == R.SECRET_NOT_OWNED:
+    if err is not None and err.reason in _TARGET_REFUSED:
         # Whatever token is held, the target named in the spec does not get it.
-        return _condition(C.TOKEN_READY, "False", R.SECRET_NOT_OWNED, err.message, g)
+        return _condition(C.TOKEN_READY, "False", err.reason, err.message, g)
     if t is not None and t.expires_at <= obs.now:
         message = f"The token in Secret {t.secret_name} expired at {rfc3339(t.expires_at)}."
         return _condition(C.TOKEN_READY, "False", R.EXPIRED, message, g)
@@ -103,6 +105,9 @@ def _phase_and_ready(
         c = conds[dep.condition]
         if c.status == "False":
             problems.append((c.reason, f"{dep.label}: {c.message}"))
+    rollout = conds.get(C.ROLLOUT_RESTART)
+    if rollout is not None and rollout.status == "False":
+        problems.append((rollout.reason, rollout.message))
     if tok.status != "True":
         if problems:
             reason, message = problems[0]
@@ -126,7 +131,7 @@ def _phase_and_ready(
 def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> LarkAppStatus:
     """The whole status subresource for these facts."""
     conds: dict[ConditionType, Condition] = {
-        C.CREDENTIALS_VALID: _credentials_condition(obs),
+        C.CREDENTIALS_VALID: credentials_condition(obs),
         C.TOKEN_READY: _token_condition(obs),
     }
     if obs.availability is not None:
@@ -137,10 +142,12 @@ def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> LarkAppSt
     deps = [Dependency(d) for d in obs.configured_probes]
     for dep in deps:
         conds[dep.condition] = _probe_condition(dep, dep.condition, obs)
+    if obs.rollout is not None:
+        conds[C.ROLLOUT_RESTART] = _condition(C.ROLLOUT_RESTART, *obs.rollout, obs.generation)
     phase, ready = _phase_and_ready(obs, deps, conds)
     ordered = [ready, *conds.values()]
     ordered += gitops_conditions(ordered, obs.generation)  # Reconciling, Stalled
-    _carry_transition_times(ordered, previous, rfc3339(obs.now))
+    carry_transition_times(ordered, previous, rfc3339(obs.now))
 
     token = None
     if obs.token is not None:
@@ -151,16 +158,6 @@ def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> LarkAppSt
             refreshedAt=rfc3339(t.refreshed_at),
             fingerprint=t.fingerprint,
             nextRefreshAt=None if obs.suspended else rfc3339(t.next_refresh_at),
-        )
-    last_error = None
-    if obs.last_error is not None:
-        e = obs.last_error
-        last_error = LastError(
-            reason=e.reason,
-            message=e.message,
-            hint=hint_for(e.reason),
-            code=e.code,
-            at=rfc3339(e.at),
         )
     probes = {str(d): dict(obs.probes[d]) for d in deps if d in obs.probes}
     store = None
@@ -180,12 +177,20 @@ def build_status(obs: Observed, previous: Mapping[str, Any] | None) -> LarkAppSt
         consecutiveFailures=obs.consecutive_failures,
         token=token,
         probes=probes if obs.probes else None,
-        lastError=last_error,
+        lastError=last_error_status(obs.last_error),
         store=store,
     )
 
 
-def _carry_transition_times(
+def last_error_status(e: ErrorFacts | None) -> LastError | None:
+    if e is None:
+        return None
+    return LastError(
+        reason=e.reason, message=e.message, hint=hint_for(e.reason), code=e.code, at=rfc3339(e.at)
+    )
+
+
+def carry_transition_times(
     conditions: list[Condition], previous: Mapping[str, Any] | None, now: str | None
 ) -> None:
     old = {c.get("type"): c for c in (previous or {}).get("conditions") or []}

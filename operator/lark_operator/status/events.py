@@ -54,6 +54,10 @@ def transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[E
         events.append(EventSpec("Warning", E.RATE_LIMITED, message))
     if tok and changed(C.TOKEN_READY):
         events += _token_events(tok, before.get(C.TOKEN_READY, {}), new, first)
+    rollout = after.get(C.ROLLOUT_RESTART)
+    if rollout and changed(C.ROLLOUT_RESTART) and rollout["status"] == "False":
+        message = f"{rollout['message']} Hint: {hint_for(rollout['reason'])}"
+        events.append(EventSpec("Warning", E.ROLLOUT_RESTART_FAILED, message))
     for dep in DEPENDENCIES:
         c = after.get(dep.condition)
         if not c or not changed(dep.condition) or c["status"] == "Unknown":
@@ -97,6 +101,9 @@ def _token_events(
     if reason == R.SECRET_NOT_OWNED:
         message = f"{tok['message']} Hint: {hint_for(R.SECRET_NOT_OWNED)}"
         return [EventSpec("Warning", E.SECRET_NOT_OWNED, message)]
+    if reason == R.TEMPLATE_ERROR:
+        message = f"{tok['message']} Hint: {hint_for(R.TEMPLATE_ERROR)}"
+        return [EventSpec("Warning", E.TEMPLATE_ERROR, message)]
     if reason == R.ISSUED or (reason == R.REFRESHED and before.get("reason") != R.ISSUED):
         # the first token, or back from a failure; not the routine Issued -> Refreshed
         t = new.get("token") or {}

@@ -73,3 +73,5 @@ class Observed:
     probes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     store: StoreFacts | None = None
     availability: AvailabilityFacts | None = None
+    # The RolloutRestart condition's (status, reason, message); None: none configured.
+    rollout: tuple[str, str, str] | None = None

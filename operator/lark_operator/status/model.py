@@ -12,11 +12,13 @@ from pydantic import BaseModel, ConfigDict
 from lark_operator.vocabulary.reasons import ConditionType, Phase
 
 
-class _Status(BaseModel):
+class Status(BaseModel):
+    """A part of a status subresource: every field declared, nothing else."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class Condition(_Status):
+class Condition(Status):
     type: ConditionType
     status: str  # True | False | Unknown
     reason: str  # a Reason word (Ready carries the reason of the problem it names)
@@ -25,7 +27,7 @@ class Condition(_Status):
     lastTransitionTime: str | None = None
 
 
-class TokenStatus(_Status):
+class TokenStatus(Status):
     secretName: str
     expiresAt: str | None
     refreshedAt: str | None
@@ -33,7 +35,7 @@ class TokenStatus(_Status):
     nextRefreshAt: str | None = None
 
 
-class LastError(_Status):
+class LastError(Status):
     reason: str
     message: str
     hint: str
@@ -41,7 +43,7 @@ class LastError(_Status):
     at: str | None = None
 
 
-class StoreStatus(_Status):
+class StoreStatus(Status):
     ticketReceivedAt: str | None = None
     tenants: int
     tenantsReady: int
@@ -49,7 +51,7 @@ class StoreStatus(_Status):
     earliestTenantExpiresAt: str | None = None
 
 
-class LarkAppStatus(_Status):
+class LarkAppStatus(Status):
     observedGeneration: int
     phase: Phase
     conditions: list[Condition]

@@ -1,8 +1,9 @@
 """Pure builders for the token Secret (spec in, manifest out) and its inverse.
 
 Keys: tenant_access_token, app_access_token (when enabled), expires_at (RFC 3339, the
-earliest expiry of the tokens held), app_id. Labels tie it to its LarkApp; an owner
-reference makes it garbage-collected with the LarkApp when creationPolicy is Owner.
+earliest expiry of the tokens held), app_id — or, with target.template, exactly the keys
+it renders (tokens/template.py) and the type it names. Labels tie it to its LarkApp; an
+owner reference makes it garbage-collected with the LarkApp when creationPolicy is Owner.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from typing import Any
 
 from lark_operator.models import LarkAppSpec
 from lark_operator.tokens import storetokens
+from lark_operator.tokens.template import render
 from lark_operator.vocabulary.digests import fingerprint, sha256_hex
 from lark_operator.vocabulary.names import (
     ADOPT_ANNOTATION,
     API_VERSION,
     BASE_URL_ANNOTATION,
+    EXPIRES_ANNOTATIONS,
     FULL_NAME_ANNOTATION,
     KIND,
     LARKAPP_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    TEMPLATED_ANNOTATION,
     expires_annotation,
 )
 from lark_operator.vocabulary.timefmt import parse_rfc3339, rfc3339
@@ -74,16 +78,30 @@ def build_token_secret(
     spec: LarkAppSpec,
     tokens: HeldTokens,
 ) -> dict[str, Any]:
-    data = {TOKEN_KEYS[t]: _b64(v) for t, v in sorted(tokens.values.items()) if t in TOKEN_KEYS}
-    data.update(storetokens.tenant_data(tokens.values, tokens.expires_at))
-    data["expires_at"] = _b64(rfc3339(tokens.earliest_expiry) or "")
-    data["app_id"] = _b64(spec.app_id)
+    """The token Secret for `tokens` (TemplateRenderError when target.template does not
+    render: nothing is built, so nothing half-written can be sent)."""
+    if spec.app_id is None:
+        raise ValueError("the LarkApp's appRef is not resolved")  # the reconciler's bug
+    expires_at = rfc3339(tokens.earliest_expiry) or ""
+    template = spec.target.template
+    if template is not None:
+        # A template sees the app-level tokens (a store app's per-tenant keys are not its).
+        variables = {TOKEN_KEYS[t]: v for t, v in tokens.values.items() if t in TOKEN_KEYS}
+        variables.update(expires_at=expires_at, app_id=spec.app_id)
+        data = {k: _b64(v) for k, v in render(template, variables).items()}
+    else:
+        data = {TOKEN_KEYS[t]: _b64(v) for t, v in sorted(tokens.values.items()) if t in TOKEN_KEYS}
+        data.update(storetokens.tenant_data(tokens.values, tokens.expires_at))
+        data["expires_at"] = _b64(expires_at)
+        data["app_id"] = _b64(spec.app_id)
     labels = dict(spec.target.labels)
     labels[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
     labels[LARKAPP_LABEL] = label_value(larkapp_name)
     annotations = dict(spec.target.annotations)
     annotations[FULL_NAME_ANNOTATION] = larkapp_name
     annotations[BASE_URL_ANNOTATION] = spec.base_url()
+    if template is not None:
+        annotations[TEMPLATED_ANNOTATION] = "true"
     # Expiry per token type, so a restarted operator knows each one without parsing data.
     for t, exp in sorted(tokens.expires_at.items()):
         if t in TOKEN_KEYS:  # a store app's tenants: expires_at.<tenant_key> in data
@@ -105,7 +123,14 @@ def build_token_secret(
                 "blockOwnerDeletion": False,
             }
         ]
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta, "data": data}
+    kind = template.type if template is not None else "Opaque"
+    return {"apiVersion": "v1", "kind": "Secret", "type": kind, "metadata": meta, "data": data}
+
+
+def templated(secret: Mapping[str, Any] | None) -> bool:
+    """Whether a token Secret's data is exactly what a template rendered (no extra keys)."""
+    annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(TEMPLATED_ANNOTATION) == "true"
 
 
 def drift(actual: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> list[str]:
@@ -114,9 +139,13 @@ def drift(actual: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> list[
     if actual is None:
         return ["missing"]
     out = []
+    if (actual.get("type") or "Opaque") != desired["type"]:
+        out.append("type")
     have_data, want_data = actual.get("data") or {}, desired["data"]
     stale = set(TOKEN_KEYS.values()) - set(want_data)  # a token type no longer kept
     stale |= storetokens.stale_keys(have_data, want_data)  # a tenant no longer served
+    if templated(actual) or templated(desired):
+        stale = set(have_data) - set(want_data)  # a template's data is exactly its keys
     if any(have_data.get(k) != v for k, v in want_data.items()) or stale & set(have_data):
         out.append("data")
     a_meta, d_meta = actual.get("metadata") or {}, desired["metadata"]
@@ -124,6 +153,8 @@ def drift(actual: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> list[
         have = a_meta.get(field) or {}
         if any(have.get(k) != v for k, v in d_meta.get(field, {}).items()):
             out.append(field)
+    if templated(actual) and not templated(desired) and "annotations" not in out:
+        out.append("annotations")
     want_owner = {o["uid"] for o in d_meta.get("ownerReferences", [])}
     have_owner = {o.get("uid") for o in a_meta.get("ownerReferences") or []}
     if not want_owner <= have_owner:
@@ -206,8 +237,9 @@ def refusal(secret_name: str, kind: Claim, why: str) -> str:
 
 
 def read_token_secret(secret: Mapping[str, Any] | None) -> HeldTokens | None:
-    """Tokens held in an existing token Secret, or None when absent or unreadable."""
-    if not secret:
+    """Tokens held in an existing token Secret, or None when absent or unreadable (or shaped
+    by a template: its keys are the template's, whatever their names)."""
+    if not secret or templated(secret):
         return None
     data = secret.get("data") or {}
     annotations = (secret.get("metadata") or {}).get("annotations") or {}
@@ -234,6 +266,21 @@ def read_token_secret(secret: Mapping[str, Any] | None) -> HeldTokens | None:
     return HeldTokens(values, expires)
 
 
+def served_expiry(secret: Mapping[str, Any] | None) -> dict[str, float]:
+    """Token type -> expiry of what a token Secret serves, from its annotations (so also
+    for a templated one, whose data cannot be read back)."""
+    if not templated(secret):
+        held = read_token_secret(secret)
+        return dict(held.expires_at) if held is not None else {}
+    annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
+    out = {}
+    for t in TOKEN_KEYS:
+        exp = parse_rfc3339(annotations.get(expires_annotation(t)))
+        if exp is not None:
+            out[t] = exp
+    return out
+
+
 def issued_for(secret: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
     """(app_id, base URL) the tokens in a token Secret were issued for; the base URL is
     None in a Secret written before it was recorded."""
@@ -257,6 +304,9 @@ def merge_secret(
     d_meta = desired["metadata"]
     meta["labels"] = {**(meta.get("labels") or {}), **d_meta["labels"]}
     meta["annotations"] = {**(meta.get("annotations") or {}), **d_meta["annotations"]}
+    for ours in (TEMPLATED_ANNOTATION, *EXPIRES_ANNOTATIONS.values()):
+        if ours not in d_meta["annotations"]:  # no longer true of what it holds
+            meta["annotations"].pop(ours, None)
     mine = d_meta.get("ownerReferences") or []
     keep = [
         o
@@ -274,4 +324,6 @@ def merge_secret(
             data.pop(stale, None)
     for stale in storetokens.stale_keys(data, desired["data"]):
         data.pop(stale)
+    if templated(actual) or templated(desired):
+        data = dict(desired["data"])  # exactly the template's keys (or back to ours)
     return {**desired, "metadata": meta, "data": data}

@@ -48,6 +48,8 @@ class TokenSecretStore:
         of `last_written` (this LarkApp's last write), or create it when there is none.
         Raises SecretNotOwned, and KubeError for anything the apiserver refuses."""
         ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+        if blind and last_written and last_written.get("type", "Opaque") != desired["type"]:
+            blind = False  # a Secret's type cannot change in place (below)
         if blind:
             try:
                 if last_written is None:
@@ -57,6 +59,7 @@ class TokenSecretStore:
             except KubeError as e:
                 if e.status not in (404, 409):
                     raise
+        me = str(claimed_by(desired))
         for _ in range(3):
             actual = await self.kube.get_secret(ns, name)
             await self.check_ours(desired, actual)
@@ -64,6 +67,11 @@ class TokenSecretStore:
             if not diff:
                 return actual
             try:
+                if actual is not None and "type" in diff and claim(actual, me)[0] is Claim.OURS:
+                    # target.template.type changed: the apiserver keeps a Secret's type for
+                    # life, so ours is replaced by a new one (only the version just read).
+                    await self.kube.delete_secret(ns, name, **_version(actual))
+                    actual = None
                 if actual is None:
                     written = await self.kube.create_secret(ns, desired)
                 else:
@@ -114,10 +122,9 @@ class TokenSecretStore:
             if kind is not Claim.OURS or secret is None:
                 return f"left alone: {why}"
             meta = secret["metadata"]
-            version = {"uid": meta.get("uid"), "resource_version": meta.get("resourceVersion")}
             try:
                 if delete:
-                    await self.kube.delete_secret(namespace, name, **version)
+                    await self.kube.delete_secret(namespace, name, **_version(secret))
                     return "deleted"
                 owners = meta.get("ownerReferences") or []
                 kept = [o for o in owners if uid is None or o.get("uid") != uid]
@@ -132,6 +139,12 @@ class TokenSecretStore:
                 if e.status != 409:
                     raise
         return "left alone: it kept changing"
+
+
+def _version(secret: Mapping[str, Any]) -> dict[str, Any]:
+    """Delete preconditions: this very Secret, in the version read."""
+    meta = secret.get("metadata") or {}
+    return {"uid": meta.get("uid"), "resource_version": meta.get("resourceVersion")}
 
 
 def _precondition(meta: Mapping[str, Any]) -> dict[str, Any]:

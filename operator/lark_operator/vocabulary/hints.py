@@ -39,6 +39,9 @@ HINTS: dict[Reason, str] = {
     R.TICKET_MISSING: "No app_ticket reached the operator: set the developer console's Events & "
     "Callbacks request URL to the operator's POST /lark/events (chart: events Service/Ingress) "
     "and check lark_service_callbacks_rejected_total; a resend was asked.",
+    R.NOT_ALLOWED: "spec.appRef names a ClusterLarkApp that does not exist or does not admit this "
+    "namespace: ask its admin to add the namespace to spec.allowedNamespaces (names, or labels "
+    "its selector matches). A token already issued stays in the Secret until it expires.",
     R.UNKNOWN_ERROR: "The Open Platform answered an unexpected code; it is reported verbatim. "
     "Look it up in the platform's error code table.",
     # TokenReady
@@ -52,6 +55,9 @@ HINTS: dict[Reason, str] = {
     R.SECRET_NOT_OWNED: "spec.target.secretName names a Secret the operator did not create for "
     "this LarkApp (or one it reads): it is never written or deleted. Choose a name of its own, "
     "or have the Secret's owner annotate it larkservice.io/adopt=true.",
+    R.TEMPLATE_ERROR: "spec.target.template does not render for the key named in the message "
+    "(a syntax error, an unknown variable, a construct the sandbox refuses): fix it; the token "
+    "Secret keeps its last good content meanwhile.",
     R.EXPIRED: "The token in the Secret has expired and could not be renewed: fix the cause in "
     "lastError; workloads are failing authentication now.",
     R.SUSPENDED: "spec.suspend is true: set it to false to resume refreshing and probing.",
@@ -64,6 +70,13 @@ HINTS: dict[Reason, str] = {
     "LarkApp to refresh (kubectl lark refresh).",
     R.UNKNOWN: "bot/v3/info could not tell (no bot capability, or an unexpected answer, reported "
     "verbatim): nothing is broken for that alone; see docs/troubleshooting.md.",
+    # RolloutRestart
+    R.ENABLED: "Nothing to do.",
+    R.WORKLOAD_NOT_FOUND: "A workload named in spec.target.rolloutRestart does not exist in the "
+    "LarkApp's namespace: fix its kind or name, or remove it from the list.",
+    R.ROLLOUT_FAILED: "The operator could not set larkservice.io/token-fingerprint on a workload "
+    "in spec.target.rolloutRestart (the message has the API server's answer): check the "
+    "operator's RBAC (get/patch on apps workloads) and admission policies.",
     # Probes
     R.HEALTHY: "Nothing to do.",
     R.UNREACHABLE: "Nothing answers at the configured address: check the server is running, "

@@ -8,6 +8,8 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 PLURAL = "larkapps"
 KIND = "LarkApp"
+CLUSTER_PLURAL = "clusterlarkapps"
+CLUSTER_KIND = "ClusterLarkApp"
 FINALIZER = "larkservice.io/finalizer"
 
 # `kubectl lark refresh` sets the first; the operator records the value it acted on in the
@@ -21,7 +23,13 @@ MANAGED_BY_VALUE = "lark-operator"
 LARKAPP_LABEL = "larkservice.io/larkapp"
 FULL_NAME_ANNOTATION = "larkservice.io/larkapp-name"  # the LarkApp's name when the label is hashed
 BASE_URL_ANNOTATION = "larkservice.io/base-url"  # the platform that issued the tokens
+# "true" on a token Secret shaped by target.template: its data is exactly the template's keys.
+TEMPLATED_ANNOTATION = "larkservice.io/templated"
 ADOPT_ANNOTATION = "larkservice.io/adopt"  # consent by a Secret's owner to be taken over
+
+# On the pod template of a workload in target.rolloutRestart: the fingerprint of the token
+# it was last rolled for (a change rolls it; the same value is never set twice).
+TOKEN_FINGERPRINT_ANNOTATION = "larkservice.io/token-fingerprint"
 
 
 # Per token type, so that a restarted operator knows each expiry without the data.

@@ -15,6 +15,7 @@ class ConditionType(StrEnum):
     REDIS_HEALTHY = "RedisHealthy"
     RABBITMQ_HEALTHY = "RabbitMQHealthy"
     APP_AVAILABLE = "AppAvailable"
+    ROLLOUT_RESTART = "RolloutRestart"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
 
@@ -51,6 +52,10 @@ class Reason(StrEnum):
     SECRET_NOT_OWNED = "SecretNotOwned"
     SECRET_WRITE_FAILED = "SecretWriteFailed"
     TEMPLATE_ERROR = "TemplateError"
+    # RolloutRestart (target.rolloutRestart)
+    ENABLED = "Enabled"
+    WORKLOAD_NOT_FOUND = "WorkloadNotFound"
+    ROLLOUT_FAILED = "RolloutFailed"
     # AppAvailable
     AVAILABLE = "Available"
     LICENSE_EXPIRED = "LicenseExpired"
@@ -105,7 +110,7 @@ STALLED_BY: dict[ConditionType, frozenset[Reason]] = {
     ConditionType.APP_AVAILABLE: frozenset({R.APP_DISABLED, R.LICENSE_EXPIRED, R.PLAN_EXPIRED}),
 }
 # lastError reasons that say the token Secret was not written (the token may be fine).
-WRITE_FAILURES = frozenset({R.SECRET_NOT_OWNED, R.SECRET_WRITE_FAILED})
+WRITE_FAILURES = frozenset({R.SECRET_NOT_OWNED, R.SECRET_WRITE_FAILED, R.TEMPLATE_ERROR})
 
 
 class Phase(StrEnum):
@@ -126,3 +131,5 @@ class EventReason(StrEnum):
     SECRET_NOT_OWNED = "SecretNotOwned"
     PROBE_FAILED = "ProbeFailed"
     PROBE_RECOVERED = "ProbeRecovered"
+    TEMPLATE_ERROR = "TemplateError"
+    ROLLOUT_RESTART_FAILED = "RolloutRestartFailed"

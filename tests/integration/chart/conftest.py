@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "lark-operator"
 CRD_FILE = REPO / "crds" / "larkapps.yaml"
 CRD_NAME = "larkapps.larkservice.io"
+CLUSTER_CRD_NAME = "clusterlarkapps.larkservice.io"
 
 # Just enough of the Prometheus Operator's CRDs for the apiserver to accept (and dry-run)
 # a ServiceMonitor and a PrometheusRule; the real ones validate far more.
@@ -223,29 +224,36 @@ def watch_namespaces(kube: Kube) -> list[str]:
 
 @pytest.fixture
 def adopt_crd(kube: Kube) -> Iterator[Any]:
-    """Let a release take over the LarkApp CRD that the test harness installed with kubectl
-    (the documented migration path: add Helm's ownership metadata), and put the CRD's
-    labels and annotations back afterwards so other tests see it as before."""
-    before = json.loads(kube.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)["metadata"]
+    """Let a release take over the LarkApp and ClusterLarkApp CRDs that the test harness
+    installed with kubectl (the documented migration path: add Helm's ownership metadata),
+    and put the CRDs' labels and annotations back afterwards so other tests see them as
+    before."""
+    names = (CRD_NAME, CLUSTER_CRD_NAME)
+    before = {
+        name: json.loads(kube.kubectl("get", "crd", name, "-o", "json").stdout)["metadata"]
+        for name in names
+    }
 
     def adopt(release: str, namespace: str) -> None:
-        kube.kubectl("label", "--overwrite", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm")
-        kube.kubectl(
-            "annotate",
-            "--overwrite",
-            "crd",
-            CRD_NAME,
-            f"meta.helm.sh/release-name={release}",
-            f"meta.helm.sh/release-namespace={namespace}",
-        )
+        for name in names:
+            kube.kubectl("label", "--overwrite", "crd", name, "app.kubernetes.io/managed-by=Helm")
+            kube.kubectl(
+                "annotate",
+                "--overwrite",
+                "crd",
+                name,
+                f"meta.helm.sh/release-name={release}",
+                f"meta.helm.sh/release-namespace={namespace}",
+            )
 
     yield adopt
-    after = json.loads(kube.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)["metadata"]
-    patch = {"metadata": {}}
-    for field in ("labels", "annotations"):
-        old, new = before.get(field) or {}, after.get(field) or {}
-        patch["metadata"][field] = {k: old.get(k) for k in set(old) | set(new)}
-    kube.kubectl("patch", "crd", CRD_NAME, "--type=merge", "-p", json.dumps(patch))
+    for name in names:
+        after = json.loads(kube.kubectl("get", "crd", name, "-o", "json").stdout)["metadata"]
+        patch: dict[str, Any] = {"metadata": {}}
+        for field in ("labels", "annotations"):
+            old, new = before[name].get(field) or {}, after.get(field) or {}
+            patch["metadata"][field] = {k: old.get(k) for k in set(old) | set(new)}
+        kube.kubectl("patch", "crd", name, "--type=merge", "-p", json.dumps(patch))
 
 
 def sa_user(namespace: str, sa: str) -> str:

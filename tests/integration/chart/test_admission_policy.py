@@ -42,12 +42,16 @@ class Messages:
     change: str  # update of a Secret neither labelled nor marked for adoption
     keep_label: str  # an update that drops (or does not add) the label
     delete: str
+    control_plane_type: str  # a service-account or bootstrap token Secret
 
     @classmethod
     def of(cls, policy: dict[str, Any]) -> Messages:
         by_op: dict[str, str] = {}
         for v in policy["spec"]["validations"]:
             expr = v["expression"]
+            if "object.type" in expr:
+                by_op["control_plane_type"] = v["message"]
+                continue
             op = next(o for o in ("CREATE", "UPDATE", "DELETE") if f"'{o}'" in expr)
             if op == "UPDATE":
                 op = "change" if "adoptable" in expr else "keep_label"
@@ -89,8 +93,15 @@ def _must_get(kube: Kube, ns: str, name: str) -> dict[str, Any]:
     return obj
 
 
-def _installed_policy(helm: Helm, release: str, ns: str) -> dict[str, Any]:
-    return one(helm.manifest(release, ns), "ValidatingAdmissionPolicy")
+def _installed_policy(helm: Helm, release: str, ns: str, suffix: str = "") -> dict[str, Any]:
+    """The Secrets policy (suffix ""), or the workloads one ("-workloads")."""
+    policies = [
+        p
+        for p in helm.manifest(release, ns)
+        if p["kind"] == "ValidatingAdmissionPolicy"
+        and p["metadata"]["name"] == f"{ns}-{release}-lark-operator{suffix}"
+    ]
+    return one(policies, "ValidatingAdmissionPolicy")
 
 
 def exercise(kube: Kube, user: str, ns: str, policy: dict[str, Any]) -> None:
@@ -158,6 +169,23 @@ def exercise(kube: Kube, user: str, ns: str, policy: dict[str, Any]) -> None:
             sa(*merge("consenting", add_key)),
             msgs.keep_label,
         ),
+        "create a service-account token Secret, labelled as its own": (
+            sa(
+                "create",
+                "-f",
+                "-",
+                body={
+                    **_secret("sa-token", labels=OWNED),
+                    "type": "kubernetes.io/service-account-token",
+                    "metadata": {
+                        "name": "sa-token",
+                        "labels": OWNED,
+                        "annotations": {"kubernetes.io/service-account.name": "default"},
+                    },
+                },
+            ),
+            msgs.control_plane_type,
+        ),
     }
     wrong = []
     for what, (proc, message) in refused.items():
@@ -193,6 +221,54 @@ def exercise(kube: Kube, user: str, ns: str, policy: dict[str, Any]) -> None:
     assert _get(kube, ns, "token-old") is None
 
 
+FINGERPRINT = "larkservice.io/token-fingerprint"
+
+
+def exercise_workloads(kube: Kube, user: str, ns: str, policy: dict[str, Any]) -> None:
+    """The workloads policy: the operator's patch on a Deployment may set the pod template
+    annotation target.rolloutRestart uses, and change nothing else."""
+    name, message = policy["metadata"]["name"], policy["spec"]["validations"][0]["message"]
+    kube.create_deployment(ns, "api")
+
+    def patch(body: dict[str, Any], *extra: str) -> Any:
+        return as_user(
+            kube, user, ns, "patch", "deployment", "api", "--type=merge", "-p", json.dumps(body),
+            *extra,
+        )  # fmt: skip
+
+    def template(**meta: Any) -> dict[str, Any]:
+        return {"spec": {"template": {"metadata": meta}}}
+
+    image = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "evil:1"}]}}}}
+    eventually(
+        lambda: patch(image, "--dry-run=server").returncode != 0, 30, what="workloads policy"
+    )
+    refused = {
+        "change the image": image,
+        "scale to zero": {"spec": {"replicas": 0}},
+        "add another pod annotation": template(annotations={"example.com/x": "1"}),
+        "change the pod labels": template(labels={"app": "api", "extra": "1"}),
+        "run as another ServiceAccount": {
+            "spec": {"template": {"spec": {"serviceAccountName": "admin"}}}
+        },
+    }
+    wrong = []
+    for what, body in refused.items():
+        proc = patch(body)
+        if proc.returncode == 0:
+            wrong.append(f"{what}: allowed")
+        elif policy_denial(name) + message not in proc.stderr:
+            wrong.append(f"{what}: refused, but not by the policy: {proc.stderr}")
+    assert not wrong, "\n".join(wrong)
+    assert kube.deployment(ns, "api").metadata.generation == 1
+    # What rolloutRestart does: set the annotation (and later replace it).
+    for value in ("sha256:aaaaaaaaaaaa", "sha256:bbbbbbbbbbbb"):
+        done = patch(template(annotations={FINGERPRINT: value}))
+        assert done.returncode == 0, done.stderr
+        annotations = kube.deployment(ns, "api").spec.template.metadata.annotations
+        assert annotations == {FINGERPRINT: value}
+
+
 def test_policy_in_all_namespaces_mode_then_switched_off(
     helm: Helm, kube: Kube, namespace: str
 ) -> None:
@@ -205,6 +281,8 @@ def test_policy_in_all_namespaces_mode_then_switched_off(
         policy = _installed_policy(helm, release, release_ns)
         # A tenant's namespace, not the release's: RBAC reaches it, the policy guards it.
         exercise(kube, user, namespace, policy)
+        workloads = _installed_policy(helm, release, release_ns, "-workloads")
+        exercise_workloads(kube, user, namespace, workloads)
 
         helm.run(
             "upgrade",

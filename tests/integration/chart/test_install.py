@@ -105,7 +105,7 @@ def test_install_all_namespaces_mode_with_everything(
         if ref.kind == "CustomResourceDefinition":
             # helm.sh/resource-policy: keep — deleting it would delete every LarkApp.
             crd = live(kube, ref)
-            assert crd is not None, "uninstall deleted the LarkApp CRD"
+            assert crd is not None, f"uninstall deleted {ref}"
             assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         else:
             assert live(kube, ref) is None, f"{ref} left behind by uninstall"
@@ -144,7 +144,9 @@ def test_install_namespaced_ha_then_upgrade_to_all_namespaces(
     # A Role per watched namespace, and the leader-election Role where the Lease lives.
     roles = {(r.namespace, r.name) for r in installed if r.kind in ("Role", "RoleBinding")}
     assert roles == {(ns, fullname) for ns in watch_namespaces} | {
-        (namespace, f"{fullname}-leader-election")
+        (namespace, f"{fullname}-leader-election"),
+        (namespace, f"{namespace}-{fullname}-cluster-resources"),  # ClusterLarkApps' Secrets
+        ("default", f"{namespace}-{fullname}-cluster-events"),  # ClusterLarkApps' Events
     }
     dep = live(kube, Ref("Deployment", namespace, fullname))
     assert dep is not None and dep["spec"]["replicas"] == 2

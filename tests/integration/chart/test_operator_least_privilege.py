@@ -68,11 +68,33 @@ def test_operator_runs_on_the_charts_namespaced_rbac(
     wait_policy_enforced(kube, sa_user(namespace, sa), a, f"{namespace}-{sa}")
     emu = emulator_factory({APP_ID: APP_SECRET})
     cfg = sa_kubeconfig(kube, namespace, sa, tmp_path / "sa.kubeconfig")
-    op = Operator(tmp_path / "operator.log", cfg, [a, b], [emu.url]).start(wait=True)
+    # The chart's own --cluster-resource-namespace (the release namespace), as the pod gets it.
+    extra = _chart_flag(helm, release, namespace, "--cluster-resource-namespace")
+    assert extra == ["--cluster-resource-namespace", namespace]
+    # A ClusterLarkApp whose App Secret is in the release namespace, used from `a` by a
+    # LarkApp that also rolls a Deployment after each new token.
+    kube.put_secret(namespace, "shared-app", {"appSecret": APP_SECRET})
+    shared = f"shared-{release}"
+    kube.create_cluster_larkapp(
+        shared,
+        {
+            "appId": APP_ID,
+            "appSecretRef": {"name": "shared-app"},
+            "domain": emu.url,
+            "refresh": {"renewBefore": "1m"},
+            "allowedNamespaces": {"names": [a]},
+        },
+    )
+    kube.create_deployment(a, "api")
+    op = Operator(tmp_path / "operator.log", cfg, [a, b], [emu.url], extra=extra).start(wait=True)
     try:
         t0 = time.monotonic()
         _larkapp(kube, a, "app", emu.url)
         _larkapp(kube, b, "app", emu.url, {"deletionPolicy": "Retain"})
+        restart = [{"kind": "Deployment", "name": "api"}]
+        kube.create_larkapp(
+            a, "follower", {"appRef": {"name": shared}, "target": {"rolloutRestart": restart}}
+        )
         for ns in (a, b):
             eventually(lambda ns=ns: _ready(kube, ns, "app"), timeout=30, what=f"{ns}/app Ready")
             token = kube.secret(ns, "app-lark-token")
@@ -81,6 +103,23 @@ def test_operator_runs_on_the_charts_namespaced_rbac(
         # kopf may list namespaces, so it does not spend ~55 s retrying before it serves.
         assert time.monotonic() - t0 < 30
         assert op.wait_healthy()["status"] == "healthy"
+        eventually(lambda: _ready(kube, a, "follower"), timeout=30, what="the follower Ready")
+        status = kube.cluster_larkapp(shared)["status"]
+        assert status["larkApps"] == 1 or eventually(
+            lambda: kube.cluster_larkapp(shared)["status"]["larkApps"] == 1, timeout=10
+        )
+        assert [e for e in kube.events("default", shared) if e.involved_object.name == shared]
+        fingerprint = kube.larkapp(a, "follower")["status"]["token"]["fingerprint"]
+        eventually(  # through the workloads admission policy, within half of renewBefore
+            lambda: (
+                (kube.deployment(a, "api").spec.template.metadata.annotations or {}).get(
+                    "larkservice.io/token-fingerprint"
+                )
+                == fingerprint
+            ),
+            timeout=40,
+            what="the Deployment rolled",
+        )
 
         # Deleting the LarkApps: the operator deletes a's token Secret (deletionPolicy
         # Delete; no garbage collector runs here, so only the operator can) and cuts the
@@ -101,7 +140,14 @@ def test_operator_runs_on_the_charts_namespaced_rbac(
         _no_permission_trouble(op)
     finally:
         op.stop()
+        kube.delete_cluster_larkapp(shared)
         helm.uninstall(release, namespace)
+
+
+def _chart_flag(helm: Helm, release: str, namespace: str, flag: str) -> list[str]:
+    dep = next(d for d in helm.manifest(release, namespace) if d["kind"] == "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    return list(args[args.index(flag) : args.index(flag) + 2])
 
 
 def test_ha_replicas_elect_a_leader_on_the_charts_lease(
@@ -128,6 +174,7 @@ def test_ha_replicas_elect_a_leader_on_the_charts_lease(
     def replica(i: int) -> Operator:
         # The chart's own election arguments (namespace, Lease name), as the pods get them.
         election = args[args.index("--leader-elect") :]
+        election += _chart_flag(helm, release, namespace, "--cluster-resource-namespace")
         return Operator(tmp_path / f"replica-{i}.log", cfg, [a, b], [emu.url], extra=election)
 
     def role(op: Operator) -> str:

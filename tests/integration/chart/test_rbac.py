@@ -16,6 +16,8 @@ from tests.integration.chart.conftest import Helm
 pytestmark = pytest.mark.integration
 
 LARKAPPS = "larkapps.larkservice.io"
+CLUSTER_LARKAPPS = "clusterlarkapps.larkservice.io"
+WORKLOADS = ("deployments.apps", "statefulsets.apps", "daemonsets.apps")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,22 @@ def operator_needs(ns: str) -> list[Check]:
             for v in ("get", "list", "watch", "create", "update", "patch", "delete")
         ),
         Check("create", "events", ns),
+        # target.rolloutRestart: read a workload's pod template, set one annotation.
+        *(Check(v, w, ns) for w in WORKLOADS for v in ("get", "patch")),
     ]
+
+
+# Cluster-wide in both modes: ClusterLarkApps (read, and their status), namespaces' labels
+# (allowedNamespaces.selector; kopf's namespace matching in namespaced mode), CRDs (kopf).
+CLUSTER_NEEDS = [
+    Check("list", CLUSTER_LARKAPPS, None),
+    Check("watch", CLUSTER_LARKAPPS, None),
+    Check("patch", f"{CLUSTER_LARKAPPS}/shared", None, subresource="status"),
+    Check("list", "namespaces", None),
+    Check("watch", "namespaces", None),
+    Check("list", "customresourcedefinitions.apiextensions.k8s.io", None),
+    Check("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
+]
 
 
 def never(ns: str) -> list[Check]:
@@ -85,6 +102,14 @@ def never(ns: str) -> list[Check]:
         Check("update", "events", ns),
         # Secrets one at a time only: nothing sweeps a namespace's Secrets in one request.
         Check("deletecollection", "secrets", ns),
+        # Workloads: get and patch only (the admission policy narrows the patch further).
+        *(
+            Check(v, w, ns)
+            for w in WORKLOADS
+            for v in ("list", "watch", "create", "update", "delete")
+        ),
+        Check("patch", "replicasets.apps", ns),
+        Check("patch", "jobs.batch", ns),
     ]
 
 
@@ -125,6 +150,10 @@ NEVER_CLUSTER = [
         for v in ("create", "update", "patch", "delete")
     ),
     Check("impersonate", "users", None),
+    *(Check(v, CLUSTER_LARKAPPS, None) for v in ("create", "update", "patch", "delete")),
+    Check("update", f"{CLUSTER_LARKAPPS}/shared", None, subresource="status"),
+    Check("get", "namespaces/default", None),
+    Check("patch", "namespaces/default", None),
     Check("create", "namespaces", None),
     Check("delete", "namespaces", None),
     Check("get", "nodes", None),
@@ -164,19 +193,15 @@ def test_all_namespaces_mode(helm: Helm, kube: Kube, module_ns: Callable[[str], 
                 Check("watch", LARKAPPS, "*"),
                 Check("list", "secrets", "*"),
                 Check("watch", "secrets", "*"),
-                Check("list", "customresourcedefinitions.apiextensions.k8s.io", None),
-                Check("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
+                *CLUSTER_NEEDS,
             ],
-            denied=[
-                *lease_denied,
-                *never(other),
-                *NEVER_CLUSTER,
-                # kopf observes namespaces only when given names; all-namespaces does not.
-                Check("list", "namespaces", None),
-            ],
+            denied=[*lease_denied, *never(other), *NEVER_CLUSTER],
         )
     finally:
         helm.uninstall(release, release_ns)
+
+
+READ = ("get", "list", "watch")
 
 
 def test_namespaced_mode(helm: Helm, kube: Kube, module_ns: Callable[[str], str]) -> None:
@@ -193,17 +218,21 @@ def test_namespaced_mode(helm: Helm, kube: Kube, module_ns: Callable[[str], str]
     user = f"system:serviceaccount:{release_ns}:{fullname}"
     try:
         lease_allowed, lease_denied = leader_election(release_ns, fullname, a)
-        allowed = [*operator_needs(a), *operator_needs(b), *lease_allowed]
-        allowed += [
-            Check("list", "customresourcedefinitions.apiextensions.k8s.io", None),
-            Check("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
-            Check("list", "namespaces", None),
-            Check("watch", "namespaces", None),
-        ]
+        allowed = [*operator_needs(a), *operator_needs(b), *lease_allowed, *CLUSTER_NEEDS]
+        # The cluster resource namespace (the release namespace here): ClusterLarkApps'
+        # App Secrets, read only; "default": ClusterLarkApps' Events, created only.
+        allowed += [Check(v, "secrets", release_ns) for v in ("get", "list", "watch")]
+        allowed += [Check("create", "events", "default")]
         denied = [*never(a), *never(b), *NEVER_CLUSTER, *lease_denied]
         for ns in (unwatched, release_ns):
-            # Nothing at all where it does not watch, its own namespace included.
-            denied += operator_needs(ns)
+            # Nothing else where it does not watch, its own namespace included.
+            denied += [
+                c
+                for c in operator_needs(ns)
+                if not (ns == release_ns and c.resource == "secrets" and c.verb in READ)
+            ]
+        denied += [Check(v, "secrets", release_ns) for v in ("create", "update", "patch", "delete")]
+        denied += [Check("create", "events", release_ns), Check("get", "secrets", "default")]
         denied += [
             Check("list", LARKAPPS, "*"),
             Check("watch", LARKAPPS, "*"),

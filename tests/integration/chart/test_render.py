@@ -21,6 +21,7 @@ import yaml
 from tests.helpers.kube import Kube
 from tests.integration.chart.conftest import (
     CHART,
+    CLUSTER_CRD_NAME,
     CRD_FILE,
     CRD_NAME,
     Helm,
@@ -90,12 +91,20 @@ class Toggles:
             # admissionPolicy.enabled (default): in both modes.
             Ref("ValidatingAdmissionPolicy", None, CLUSTER_NAME),
             Ref("ValidatingAdmissionPolicyBinding", None, CLUSTER_NAME),
+            Ref("ValidatingAdmissionPolicy", None, f"{CLUSTER_NAME}-workloads"),
+            Ref("ValidatingAdmissionPolicyBinding", None, f"{CLUSTER_NAME}-workloads"),
         }
         if self.crds:
             out.add(Ref("CustomResourceDefinition", None, CRD_NAME))
+            out.add(Ref("CustomResourceDefinition", None, CLUSTER_CRD_NAME))
         if self.namespaced:
             for ns in watch:
                 out |= {Ref("Role", ns, FULLNAME), Ref("RoleBinding", ns, FULLNAME)}
+            # App Secrets of ClusterLarkApps (the release namespace by default), and the
+            # Events of ClusterLarkApps ("default"): read / create only.
+            for ns, suffix in ((NAMESPACE, "cluster-resources"), ("default", "cluster-events")):
+                name = f"{CLUSTER_NAME}-{suffix}"
+                out |= {Ref("Role", ns, name), Ref("RoleBinding", ns, name)}
         if self.ha:
             out |= {
                 Ref("PodDisruptionBudget", NAMESPACE, FULLNAME),
@@ -219,8 +228,7 @@ def test_toggle_combination_renders_and_applies(
 
     _check_deployment(one(docs, "Deployment"), toggles, watch)
     _check_rbac(docs, toggles, watch)
-    if toggles.crds:
-        crd = one(docs, "CustomResourceDefinition")
+    for crd in by_kind(docs, "CustomResourceDefinition"):
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
     for doc in docs:
@@ -255,6 +263,7 @@ def _check_deployment(dep: dict[str, Any], t: Toggles, watch: list[str]) -> None
         assert "--all-namespaces" in args and "--namespace" not in args
     assert args[args.index("--log-format") + 1] == "json"
     assert args[args.index("--health-port") + 1] == "9091"
+    assert args[args.index("--cluster-resource-namespace") + 1] == NAMESPACE
     if t.ha:
         assert spec["replicas"] == 2
         assert "--leader-elect" in args
@@ -285,19 +294,41 @@ def _check_deployment(dep: dict[str, Any], t: Toggles, watch: list[str]) -> None
 def _check_rbac(docs: list[dict[str, Any]], t: Toggles, watch: list[str]) -> None:
     cluster_rules = one(docs, "ClusterRole")["rules"]
     cluster_resources = {r for rule in cluster_rules for r in rule["resources"]}
+    # Cluster-wide in both modes: read-only scanning (CRDs, namespaces' labels, the
+    # ClusterLarkApps) and the ClusterLarkApps' status.
+    cluster_wide = {"customresourcedefinitions", "namespaces", "clusterlarkapps"}
+    for rule in cluster_rules:
+        if set(rule["resources"]) <= cluster_wide:
+            assert set(rule["verbs"]) == {"list", "watch"}, rule
+        if "clusterlarkapps/status" in rule["resources"]:
+            assert rule["resources"] == ["clusterlarkapps/status"] and rule["verbs"] == ["patch"]
+    per_namespace = {"larkapps", "larkapps/status", "secrets", "events"}
+    workloads = {"deployments", "statefulsets", "daemonsets"}
     if t.namespaced:
-        # Only kopf's read-only scanning is cluster-wide.
-        assert cluster_resources == {"customresourcedefinitions", "namespaces"}
-        assert all(set(rule["verbs"]) == {"list", "watch"} for rule in cluster_rules)
+        assert cluster_resources == cluster_wide | {"clusterlarkapps/status"}
         for role in by_kind(docs, "Role"):
-            if role["metadata"]["name"] == FULLNAME:
-                resources = {r for rule in role["rules"] for r in rule["resources"]}
-                assert resources == {"larkapps", "larkapps/status", "secrets", "events"}
+            resources = {r for rule in role["rules"] for r in rule["resources"]}
+            verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+            name = role["metadata"]["name"]
+            if name == FULLNAME:
+                assert resources == per_namespace | workloads
+            elif name == f"{CLUSTER_NAME}-cluster-resources":
+                assert (resources, verbs) == ({"secrets"}, {"get", "list", "watch"})
+            elif name == f"{CLUSTER_NAME}-cluster-events":
+                assert (resources, verbs) == ({"events"}, {"create"})
     else:
-        expected = {"larkapps", "larkapps/status", "secrets", "events"}
-        assert cluster_resources == expected | {"customresourcedefinitions"}
+        assert cluster_resources == per_namespace | workloads | cluster_wide | {
+            "clusterlarkapps/status"
+        }
+    for rule in [*cluster_rules, *(r for role in by_kind(docs, "Role") for r in role["rules"])]:
+        if set(rule["resources"]) & workloads:
+            assert set(rule["resources"]) == workloads and rule["verbs"] == ["get", "patch"]
     if t.ha:
-        (election,) = [r for r in by_kind(docs, "Role") if r["metadata"]["namespace"] == NAMESPACE]
+        (election,) = [
+            r
+            for r in by_kind(docs, "Role")
+            if r["metadata"]["name"] == f"{FULLNAME}-leader-election"
+        ]
         assert election["rules"] == [
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
             {
@@ -333,9 +364,8 @@ def test_admission_policy_binds_the_operators_service_account(
     helm: Helm, values: dict[str, Any], sa: str
 ) -> None:
     docs = helm.template(values, namespace="team-a")
-    policy, binding = (one(docs, kind) for kind in POLICY_KINDS)
     name = f"team-a-{FULLNAME}"
-    assert policy["metadata"]["name"] == binding["metadata"]["name"] == name
+    policy, binding = (named(docs, kind, name) for kind in POLICY_KINDS)
     assert binding["spec"] == {"policyName": name, "validationActions": ["Deny"]}
     spec = policy["spec"]
     assert spec["failurePolicy"] == "Fail"
@@ -354,20 +384,44 @@ def test_admission_policy_binds_the_operators_service_account(
         }
     ]
     # A refused request lands in the operator's log: each message says what is allowed.
-    assert len(spec["validations"]) == 4
+    assert len(spec["validations"]) == 5
     for v in spec["validations"]:
         assert v["reason"] == "Forbidden"
+    labelled = [v for v in spec["validations"] if "object.type" not in v["expression"]]
+    for v in labelled:
         assert "app.kubernetes.io/managed-by=lark-operator" in v["message"], v["message"]
     assert sum('larkservice.io/adopt="true"' in v["message"] for v in spec["validations"]) == 1
+
+    # The second policy: workloads, changed only in the one annotation rolloutRestart sets.
+    workloads, wbinding = (named(docs, kind, f"{name}-workloads") for kind in POLICY_KINDS)
+    assert wbinding["spec"] == {"policyName": f"{name}-workloads", "validationActions": ["Deny"]}
+    assert workloads["spec"]["failurePolicy"] == "Fail"
+    assert workloads["spec"]["matchConditions"] == spec["matchConditions"]
+    assert workloads["spec"]["matchConstraints"]["resourceRules"] == [
+        {
+            "apiGroups": ["apps"],
+            "apiVersions": ["v1"],
+            "resources": ["deployments", "statefulsets", "daemonsets"],
+            "operations": ["UPDATE"],
+        }
+    ]
+
+
+def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (doc,) = [d for d in by_kind(docs, kind) if d["metadata"]["name"] == name]
+    return doc
 
 
 def test_admission_policies_of_two_releases_do_not_clash(helm: Helm) -> None:
     names = {
-        one(helm.template({"watchNamespaces": [ns]}, namespace=ns), kind)["metadata"]["name"]
+        doc["metadata"]["name"]
         for ns in ("team-a", "team-b")
         for kind in POLICY_KINDS
+        for doc in by_kind(helm.template({"watchNamespaces": [ns]}, namespace=ns), kind)
     }
-    assert names == {f"team-a-{FULLNAME}", f"team-b-{FULLNAME}"}
+    assert names == {
+        f"{ns}-{FULLNAME}{suffix}" for ns in ("team-a", "team-b") for suffix in ("", "-workloads")
+    }
 
 
 @pytest.mark.parametrize("namespaced", [False, True], ids=["all-namespaces", "namespaced"])
@@ -411,24 +465,32 @@ def test_admission_policy_needs_kubernetes_1_30(helm: Helm) -> None:
 
 
 def test_crd_is_the_repository_crd(helm: Helm) -> None:
-    """One source of truth: the chart's CRD is crds/larkapps.yaml, plus Helm's metadata."""
-    crd = one(helm.template({}), "CustomResourceDefinition")
-    source = yaml.safe_load(CRD_FILE.read_text())
-    assert crd["spec"] == source["spec"]
-    for key, value in source["metadata"]["labels"].items():
-        assert crd["metadata"]["labels"][key] == value
-    assert crd["metadata"]["name"] == source["metadata"]["name"]
+    """One source of truth: the chart's CRDs are crds/*.yaml, plus Helm's metadata."""
+    crds = {
+        c["metadata"]["name"]: c for c in by_kind(helm.template({}), "CustomResourceDefinition")
+    }
+    assert set(crds) == {CRD_NAME, CLUSTER_CRD_NAME}
+    for path in (CRD_FILE, CRD_FILE.parent / "clusterlarkapps.yaml"):
+        source = yaml.safe_load(path.read_text())
+        crd = crds[source["metadata"]["name"]]
+        assert crd["spec"] == source["spec"]
+        for key, value in source["metadata"]["labels"].items():
+            assert crd["metadata"]["labels"][key] == value
 
 
 def test_crd_keep_off_drops_the_annotation(helm: Helm) -> None:
-    crd = one(helm.template({"crds": {"keep": False}}), "CustomResourceDefinition")
-    assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+    crds = by_kind(helm.template({"crds": {"keep": False}}), "CustomResourceDefinition")
+    assert len(crds) == 2
+    for crd in crds:
+        assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
 
 
 def test_crd_extra_annotations(helm: Helm) -> None:
     extra = {"argocd.argoproj.io/sync-options": "Prune=false"}
-    crd = one(helm.template({"crds": {"annotations": extra}}), "CustomResourceDefinition")
-    assert crd["metadata"]["annotations"] == {**extra, "helm.sh/resource-policy": "keep"}
+    crds = by_kind(helm.template({"crds": {"annotations": extra}}), "CustomResourceDefinition")
+    assert len(crds) == 2
+    for crd in crds:
+        assert crd["metadata"]["annotations"] == {**extra, "helm.sh/resource-policy": "keep"}
 
 
 def test_rules_and_dashboard_are_the_files(helm: Helm) -> None:
@@ -472,6 +534,7 @@ def test_args_env_and_scheduling_from_values(helm: Helm) -> None:
         "logFormat": "text",
         "logLevel": "DEBUG",
         "allowedBaseUrls": ["https://open.example.com", "http://10.0.0.5:8080"],
+        "clusterResourceNamespace": "lark-credentials",
         "extraArgs": ["--metrics-port", "9092"],
         "env": [{"name": "LARK_OPERATOR_API_RATE", "value": "20"}],
         "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -498,6 +561,8 @@ def test_args_env_and_scheduling_from_values(helm: Helm) -> None:
         "http://10.0.0.5:8080",
         "--events-port",
         "0",  # events.enabled false: no store-app callbacks served
+        "--cluster-resource-namespace",
+        "lark-credentials",
         "--metrics-port",
         "9092",
     ]
@@ -548,15 +613,16 @@ def test_notes_tell_the_next_step(helm: Helm, release_namespace: str) -> None:
 def test_package_carries_the_crd_through_the_symlink(helm: Helm, tmp_path: Path) -> None:
     """files/larkapps.yaml is a symlink to crds/larkapps.yaml; `helm package` must store the
     file itself, or an installed-from-repository chart would have no CRD."""
-    assert (CHART / "files" / "larkapps.yaml").is_symlink()
     helm.run("package", str(CHART), "--destination", str(tmp_path))
     (tgz,) = tmp_path.glob("lark-operator-*.tgz")
-    with tarfile.open(tgz) as tar:
-        member = tar.getmember("lark-operator/files/larkapps.yaml")
-        assert member.isfile()
-        packaged = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
-        names = tar.getnames()
-    assert packaged == CRD_FILE.read_text()
+    for name in ("larkapps.yaml", "clusterlarkapps.yaml"):
+        assert (CHART / "files" / name).is_symlink()
+        with tarfile.open(tgz) as tar:
+            member = tar.getmember(f"lark-operator/files/{name}")
+            assert member.isfile()
+            packaged = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+            names = tar.getnames()
+        assert packaged == (CRD_FILE.parent / name).read_text()
     assert "lark-operator/values.schema.json" in names
 
 
@@ -565,7 +631,8 @@ def test_without_the_symlink_target_the_render_says_why(helm: Helm, tmp_path: Pa
     render must stop with a message that names the link, and without it still work."""
     copy = tmp_path / "lark-operator"
     shutil.copytree(CHART, copy, symlinks=True)
-    (copy / "files" / "larkapps.yaml").unlink()
+    for link in ("larkapps.yaml", "clusterlarkapps.yaml"):
+        (copy / "files" / link).unlink()
     base = ["template", "lo", str(copy), "--kube-version", helm.kube_version]
     failed = helm.run(*base, check=False)
     assert failed.returncode != 0

@@ -202,3 +202,45 @@ def test_release_deletes_or_cuts_the_owner_reference_of_ours() -> None:
     assert kept["data"] == desired("t-1")["data"]
     assert run(store.release("ns", NAME, "app", "uid-1", delete=True)) == "deleted"
     assert ("ns", NAME) not in kube.secrets
+
+
+def test_a_new_template_type_replaces_our_secret_and_only_ours() -> None:
+    """A Secret's type is fixed for life: ours is deleted (in the version read) and created
+    anew; the first write of a templated Secret still goes out blind (one request)."""
+    kube = Kube()
+    deleted: list[str | None] = []
+    store = TokenSecretStore(kube)
+    typed = LarkAppSpec.parse(
+        {
+            "appId": "cli_x1",
+            "appSecretRef": {"name": "s"},
+            "target": {"template": {"type": "example.com/t", "data": {"t": "{{ app_id }}"}}},
+        }
+    )
+
+    def build(spec: LarkAppSpec) -> dict[str, Any]:
+        return build_token_secret(
+            namespace="ns",
+            larkapp_name="app",
+            larkapp_uid="uid-1",
+            spec=spec,
+            tokens=HeldTokens({"tenant": "t-1"}, {"tenant": 2000.0}),
+        )
+
+    first = run(store.write(build(typed), "uid-1", blind=True))
+    assert kube.calls == ["POST"] and first["type"] == "example.com/t"
+    original_delete = kube.delete_secret
+
+    async def delete(ns: str, name: str, **kw: Any) -> bool:
+        deleted.append(kw.get("resource_version"))
+        return await original_delete(ns, name, **kw)
+
+    kube.delete_secret = delete  # type: ignore[method-assign]
+    back = run(store.write(build(SPEC), "uid-1", blind=True, last_written=first))
+    assert back["type"] == "Opaque" and set(back["data"]) == {
+        "tenant_access_token",
+        "expires_at",
+        "app_id",
+    }
+    assert deleted == [first["metadata"]["resourceVersion"]]
+    assert kube.calls[1:] == ["GET", "POST"]  # no blind PUT the apiserver would refuse

@@ -59,9 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    st = add("status", "Table of LarkApps: readiness, token countdown, probes", commands.status)
+    st = add(
+        "status",
+        "Table of LarkApps (readiness, token countdown, probes) and the ClusterLarkApps they use",
+        commands.status,
+    )
     st.add_argument(
-        "-A", "--all-namespaces", action="store_true", help="LarkApps in every namespace"
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="LarkApps in every namespace, and every ClusterLarkApp",
     )
     st.add_argument("-o", "--output", choices=("table", "json"), default="table")
     st.add_argument(

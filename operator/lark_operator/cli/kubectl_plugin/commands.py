@@ -28,16 +28,25 @@ async def status(args: argparse.Namespace, kube: KubeClient, namespace: str) -> 
     scope = None if args.all_namespaces else namespace
     items = await cluster.list_larkapps(kube, scope)
     items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+    # Every ClusterLarkApp with -A; in one namespace, the ones its LarkApps name. A user
+    # who may not read them (a namespace's tenant) just does not see that table.
+    shared = await cluster.list_cluster_larkapps(kube) or []
+    if scope is not None:
+        named = {((o.get("spec") or {}).get("appRef") or {}).get("name") for o in items}
+        shared = [c for c in shared if c["metadata"]["name"] in named]
+    shared.sort(key=lambda o: o["metadata"]["name"])
     t = now()
     rows = [render.row(o, t) for o in items]
+    clusters = [render.cluster_row(o, t) for o in shared]
     if args.output == "json":
-        print(json.dumps(render.status_json(rows), indent=2))
-    elif not rows:
+        print(json.dumps(render.status_json(rows, clusters), indent=2))
+    elif not rows and not clusters:
         where = "any namespace" if scope is None else f"namespace {scope!r}"
         print(f"No LarkApps found in {where}.", file=sys.stderr)
     else:
-        print(render.status_text(rows, t))
-    if args.fail_if_not_ready and not all(r.is_ready for r in rows):
+        print(render.status_text(rows, t, clusters))
+    ready = all(r.is_ready for r in rows) and all(c.is_ready for c in clusters)
+    if args.fail_if_not_ready and not ready:
         return EXIT_FAILED
     return EXIT_OK
 

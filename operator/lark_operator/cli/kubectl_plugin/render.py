@@ -1,4 +1,5 @@
-"""What `kubectl lark` prints, as pure functions of LarkApp objects, Events and a clock.
+"""What `kubectl lark` prints, as pure functions of LarkApp and ClusterLarkApp objects,
+Events and a clock.
 
 Nothing here talks to the cluster, so the unit tests pin the exact text. Inputs are the
 objects as the apiserver returns them; status only ever holds fingerprints, never tokens.
@@ -75,8 +76,23 @@ def conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {str(c.get("type")): c for c in status.get("conditions") or []}
 
 
+class _Readiness:
+    """What a status row says of readiness: the Ready condition's status and reason."""
+
+    ready: str
+    reason: str
+
+    @property
+    def is_ready(self) -> bool:
+        return self.ready == "True"
+
+    @property
+    def hint(self) -> str:
+        return NOT_RECONCILED_HINT if self.reason == NOT_RECONCILED else hint_for(self.reason)
+
+
 @dataclass(frozen=True)
-class Row:
+class Row(_Readiness):
     namespace: str
     name: str
     app_id: str
@@ -89,14 +105,6 @@ class Row:
     probes: dict[str, str | None] = field(default_factory=dict)  # dependency -> reason
     available: str | None = None  # AppAvailable's reason (bot/v3/info); None: not checked
 
-    @property
-    def is_ready(self) -> bool:
-        return self.ready == "True"
-
-    @property
-    def hint(self) -> str:
-        return NOT_RECONCILED_HINT if self.reason == NOT_RECONCILED else hint_for(self.reason)
-
 
 def row(obj: Mapping[str, Any], now: dt.datetime) -> Row:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
@@ -106,7 +114,7 @@ def row(obj: Mapping[str, Any], now: dt.datetime) -> Row:
     return Row(
         namespace=str(meta.get("namespace", "")),
         name=str(meta["name"]),
-        app_id=str(spec.get("appId", "-")),
+        app_id=app_of(spec),
         ready=str(ready.get("status")) if ready else "-",
         phase=str(status.get("phase") or "-"),
         reason=str(ready.get("reason", "")) if ready else NOT_RECONCILED,
@@ -119,6 +127,62 @@ def row(obj: Mapping[str, Any], now: dt.datetime) -> Row:
         },
         available=str(conds["AppAvailable"].get("reason")) if "AppAvailable" in conds else None,
     )
+
+
+def app_of(spec: Mapping[str, Any]) -> str:
+    """The App ID column: the appId, or the ClusterLarkApp an appRef names."""
+    ref = spec.get("appRef") or {}
+    if ref.get("name"):
+        return f"clusterlarkapp/{ref['name']}"
+    return str(spec.get("appId", "-"))
+
+
+@dataclass(frozen=True)
+class ClusterRow(_Readiness):
+    name: str
+    app_id: str
+    ready: str
+    reason: str
+    message: str
+    expires_at: str | None
+    expires_in_seconds: int | None
+    larkapps: int | None  # using it
+    refused: int | None  # naming it from a namespace it does not allow
+
+
+def cluster_row(obj: Mapping[str, Any], now: dt.datetime) -> ClusterRow:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    ready = conditions(obj).get("Ready")
+    token = status.get("token") or {}
+    expires = parse_time(token.get("expiresAt"))
+    return ClusterRow(
+        name=str(obj["metadata"]["name"]),
+        app_id=str(spec.get("appId", "-")),
+        ready=str(ready.get("status")) if ready else "-",
+        reason=str(ready.get("reason", "")) if ready else NOT_RECONCILED,
+        message=strip_hint(str(ready.get("message", ""))) if ready else "",
+        expires_at=token.get("expiresAt"),
+        expires_in_seconds=int((expires - now).total_seconds()) if expires else None,
+        larkapps=status.get("larkApps"),
+        refused=status.get("refusedLarkApps"),
+    )
+
+
+CLUSTER_HEADER = (
+    "CLUSTERLARKAPP",
+    "APP ID",
+    "READY",
+    "REASON",
+    "TOKEN EXPIRES IN",
+    "LARKAPPS",
+    "REFUSED",
+)
+
+
+def cluster_cells(r: ClusterRow, now: dt.datetime) -> tuple[str, ...]:
+    count = (str(r.larkapps) if r.larkapps is not None else "-"), str(r.refused or 0)
+    expires = countdown(parse_time(r.expires_at), now)
+    return (r.name, r.app_id, r.ready, r.reason or "-", expires, *count)
 
 
 HEADER = (
@@ -161,24 +225,33 @@ def table(lines: Sequence[Sequence[str]], gap: int = 3) -> str:
     return "\n".join(out)
 
 
-def status_text(rows: Sequence[Row], now: dt.datetime) -> str:
-    """The table, then one line per LarkApp that is not Ready: its reason and the hint."""
-    text = table([HEADER, *(cells(r, now) for r in rows)])
-    troubled = [r for r in rows if not r.is_ready]
+def status_text(rows: Sequence[Row], now: dt.datetime, clusters: Sequence[ClusterRow] = ()) -> str:
+    """The LarkApps' table, the ClusterLarkApps' (when any), then one line per object that
+    is not Ready: its reason and the hint."""
+    parts = []
+    if rows:
+        parts.append(table([HEADER, *(cells(r, now) for r in rows)]))
+    if clusters:
+        parts.append(table([CLUSTER_HEADER, *(cluster_cells(c, now) for c in clusters)]))
+    troubled = [(f"{r.namespace}/{r.name}", r.reason, r.hint) for r in rows if not r.is_ready]
+    troubled += [(f"clusterlarkapp/{c.name}", c.reason, c.hint) for c in clusters if not c.is_ready]
     if troubled:
-        text += "\n\nNot ready:\n" + "\n".join(
-            f"  {r.namespace}/{r.name}: {r.reason} — {r.hint}" for r in troubled
+        parts.append(
+            "Not ready:\n" + "\n".join(f"  {who}: {why} — {hint}" for who, why, hint in troubled)
         )
-    return text
+    return "\n\n".join(parts)
 
 
-def status_json(rows: Sequence[Row]) -> dict[str, Any]:
-    items = []
-    for r in rows:
-        item = asdict(r)
-        item["hint"] = None if r.is_ready else r.hint
-        items.append(item)
-    return {"items": items, "ready": all(r.is_ready for r in rows)}
+def status_json(rows: Sequence[Row], clusters: Sequence[ClusterRow] = ()) -> dict[str, Any]:
+    def item(r: Row | ClusterRow) -> dict[str, Any]:
+        return {**asdict(r), "hint": None if r.is_ready else r.hint}
+
+    every: Sequence[Row | ClusterRow] = [*rows, *clusters]
+    return {
+        "items": [item(r) for r in rows],
+        "clusterLarkApps": [item(c) for c in clusters],
+        "ready": all(r.is_ready for r in every),
+    }
 
 
 # --- describe -----------------------------------------------------------------------------
@@ -196,7 +269,8 @@ def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]], now: d
             ("Name", meta["name"]),
             ("Namespace", meta.get("namespace")),
             ("App ID", spec.get("appId")),
-            ("Domain", spec.get("domain", "feishu")),
+            ("ClusterLarkApp", (spec.get("appRef") or {}).get("name")),
+            ("Domain", None if spec.get("appRef") else spec.get("domain", "feishu")),
             ("Suspended", "yes" if spec.get("suspend") else None),
             ("App Type", spec.get("appType")),
             ("Phase", r.phase),

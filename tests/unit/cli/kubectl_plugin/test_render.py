@@ -209,3 +209,57 @@ def test_describe_not_reconciled() -> None:
     text = render.describe(larkapp("new", None), [], NOW)
     assert render.NOT_RECONCILED_HINT in text
     assert "<no token yet>" in text
+
+
+# --- ClusterLarkApps ----------------------------------------------------------------------------
+SHARED = {
+    "metadata": {"name": "shared"},
+    "spec": {"appId": "cli_shared"},
+    "status": {
+        "conditions": [cond("Ready", "True", "Ready")],
+        "token": {"expiresAt": at(3600), "fingerprint": "sha256:aaa"},
+        "larkApps": 12,
+        "refusedLarkApps": 1,
+    },
+}
+BROKEN = {
+    "metadata": {"name": "broken"},
+    "spec": {"appId": "cli_broken"},
+    "status": {
+        "conditions": [cond("Ready", "False", "SecretNotFound", "Secret x not found. Hint: h")],
+        "larkApps": 3,
+    },
+}
+
+
+def test_status_shows_cluster_larkapps_and_what_uses_them() -> None:
+    user = larkapp("user", [cond("Ready", "True", "Ready")], phase="Ready")
+    user["spec"] = {"appRef": {"name": "shared"}}
+    rows = [render.row(user, NOW)]
+    clusters = [render.cluster_row(o, NOW) for o in (SHARED, BROKEN)]
+    text = render.status_text(rows, NOW, clusters)
+    larkapps, shared, below = text.split("\n\n")
+    assert larkapps.splitlines()[1].split()[:3] == ["ns1", "user", "clusterlarkapp/shared"]
+    lines = shared.splitlines()
+    assert re.split(r"\s{2,}", lines[0]) == list(render.CLUSTER_HEADER)
+    assert lines[1].split() == ["shared", "cli_shared", "True", "Ready", "1h", "12", "1"]
+    assert lines[2].split() == ["broken", "cli_broken", "False", "SecretNotFound", "-", "3", "0"]
+    assert below.splitlines() == [
+        "Not ready:",
+        f"  clusterlarkapp/broken: SecretNotFound — {hint_for('SecretNotFound')}",
+    ]
+    doc = render.status_json(rows, clusters)
+    assert doc["ready"] is False
+    assert [c["name"] for c in doc["clusterLarkApps"]] == ["shared", "broken"]
+    assert doc["clusterLarkApps"][1]["message"] == "Secret x not found."
+    assert doc["clusterLarkApps"][1]["hint"] == hint_for("SecretNotFound")
+    # Only LarkApps, as before: no empty second table.
+    assert "CLUSTERLARKAPP" not in render.status_text(rows, NOW)
+
+
+def test_describe_names_the_cluster_larkapp() -> None:
+    user = larkapp("user", [cond("Ready", "True", "Ready")], phase="Ready")
+    user["spec"] = {"appRef": {"name": "shared"}}
+    text = render.describe(user, [], NOW)
+    assert "ClusterLarkApp:" in text and "shared" in text
+    assert "Domain" not in text and "App ID" not in text
