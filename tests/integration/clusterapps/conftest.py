@@ -113,6 +113,28 @@ class ClusterEnv:
                 self.kube.delete_cluster_larkapp(name)
             except Exception:
                 pass
+        # The LarkApps go too, finalizers dropped: namespaces never finish deleting here (no
+        # controllers), and a LarkApp left naming "shared" would be counted by the next
+        # test's ClusterLarkApp of that name as one it refuses.
+        for ns in self.namespaces:
+            for item in self.kube.custom.list_namespaced_custom_object(
+                "larkservice.io", "v1alpha1", ns, "larkapps"
+            )["items"]:
+                name = item["metadata"]["name"]
+                try:
+                    self.kube.custom.patch_namespaced_custom_object(
+                        "larkservice.io",
+                        "v1alpha1",
+                        ns,
+                        "larkapps",
+                        name,
+                        {"metadata": {"finalizers": None}},
+                    )
+                    self.kube.custom.delete_namespaced_custom_object(
+                        "larkservice.io", "v1alpha1", ns, "larkapps", name
+                    )
+                except Exception:
+                    pass
 
 
 @pytest.fixture
