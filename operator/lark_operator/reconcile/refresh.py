@@ -69,9 +69,11 @@ async def obtain(
     force: bool,
     now: float,
     request_id: str | None = None,
+    held_until: float | None = None,
 ) -> Outcome:
     """Tokens for `spec`, or why not. Nothing is sent anywhere the allowlist refuses, and
-    nothing at all before the app Secret has been read and checked."""
+    nothing at all before the app Secret has been read and checked. `held_until`: expiry
+    of the token being renewed (a token from the shared cache must outlive it)."""
     try:
         base_url = resolve_base_url(spec.domain, allowed_base_urls)
         ref = spec.app_secret_ref
@@ -84,6 +86,8 @@ async def obtain(
         return config_failure(e.reason, e.message, now, digest=None if read else UNCHANGED)
     # Only a token fresher than the one being renewed may come from the shared cache.
     min_valid = policy.max_lead(spec.refresh.renew_before_seconds, spec.refresh.jitter, lifetime)
+    if held_until is not None:  # brought forward by the capacity plan: still fresher
+        min_valid = max(min_valid, held_until - now)
     values: dict[str, str] = {}
     expires: dict[str, float] = {}
     got_lifetime = 0.0
@@ -164,6 +168,7 @@ def apply(
         last_error=None,
         failures=0,
         secret_digest=outcome.app_secret_digest,
+        at_risk=None,
     )
 
 

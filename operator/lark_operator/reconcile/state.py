@@ -37,6 +37,9 @@ class TokenState:
     last_error: ErrorFacts | None = None
     failures: int = 0
     secret_digest: str | None = None  # sha256 of the app secret the last refresh read
+    # When the capacity plan projects the next refresh to start, if that is after expiry
+    # (reconcile/capacity.py): status says so until the token is renewed.
+    at_risk: float | None = None
 
 
 @dataclass(slots=True)
