@@ -44,11 +44,13 @@ class TokenState:
 
 @dataclass(slots=True)
 class TokenSecretCopy:
-    """The token Secret as last written or verified (without managedFields): a refresh
-    writes on top of it with its resourceVersion, no read."""
+    """What a refresh needs to write on top of the token Secret, with no read: the
+    resourceVersion last written or verified (the write's precondition) and what others
+    added to it (tokens/secret.py foreign_part: usually nothing). Not the Secret itself:
+    its own content is built again from the spec and the tokens."""
 
-    body: dict[str, Any] | None = None
     rv: str | None = None
+    foreign: dict[str, Any] | None = None
     # Expiry of each token it serves (what the expiry alerts must see, even while the
     # operator holds no token of its own for this LarkApp, e.g. after appId changed).
     serving: dict[str, float] = field(default_factory=dict)
@@ -75,7 +77,7 @@ class App:
     uid: str | None = None
     generation: int = 0
     spec: LarkAppSpec | None = None
-    raw_spec: dict[str, Any] = field(default_factory=dict)  # as last seen, to spot changes
+    spec_digest: str = ""  # of the spec as last seen, to spot changes (not a copy of it)
     token: TokenState = field(default_factory=TokenState)
     secret: TokenSecretCopy = field(default_factory=TokenSecretCopy)
     published: Published = field(default_factory=Published)
