@@ -110,7 +110,7 @@ class TokenSecrets:
         status recorded (`recorded` fingerprint) and was issued for this spec's app."""
         secret = await self.kube.get_secret(app.namespace, spec.token_secret_name(app.name))
         held = read_token_secret(secret)
-        if held is None or recorded != held.fingerprint():
+        if secret is None or held is None or recorded != held.fingerprint():
             return None
         if claim(secret, app.name)[0] is not Claim.OURS:
             return None  # relabelled or replaced while we were down: not ours to carry on
