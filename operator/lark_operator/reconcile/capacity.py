@@ -20,6 +20,7 @@ does.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -46,6 +47,9 @@ class Due(Generic[K]):
     earliest: float  # the platform re-issues a token only from here on
     expires: float  # the token it replaces
     running: bool = False  # its reconcile is in flight now
+
+
+_EXPIRES, _DUE = operator.attrgetter("expires"), operator.attrgetter("due")
 
 
 @dataclass
@@ -82,14 +86,14 @@ def plan(
     - Projection: at the full capacity, in expiry order, none before its re-issue window:
       a start later than expiry - margin is a token that lapses.
     """
-    items = sorted(upcoming, key=lambda d: d.expires)
+    items = sorted(upcoming, key=_EXPIRES)
     out: Plan[K] = Plan()
     if not items or capacity <= 0:
         return out
     pending = [d for d in items if d.due > now and not d.running]
     excess, k = float(busy), busy
     pace = capacity if measured else capacity / 2
-    for d in sorted(pending, key=lambda d: d.due):
+    for d in sorted(pending, key=_DUE):
         k += 1
         latest = d.due + SLIP * max(0.0, d.expires - d.due)
         excess = max(excess, k - pace * (latest - now))

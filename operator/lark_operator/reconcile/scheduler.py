@@ -45,13 +45,14 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
     ):
         self._run, self._clock = run, clock
-        self._slots, self._inflight = max_concurrency, 0
+        self._slots = max_concurrency
         self._entries: dict[Hashable, _Entry] = {}
         self._heap: list[tuple[float, int, Hashable]] = []  # (when, seq, key)
         self._ready: list[tuple[float, int, Hashable]] = []  # (deadline, seq, key)
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[Hashable] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -73,7 +74,7 @@ class Scheduler:
         return {
             "scheduler": "running" if alive else "stopped",
             "scheduled": len(self._heap),
-            "inflight": self._inflight,
+            "inflight": len(self._running),
             "waiting": self.waiting(),
             "overdue_seconds": round(max([0.0, *(now - t for t in oldest)]), 3),
         }
@@ -106,7 +107,11 @@ class Scheduler:
         return entry is not None and entry.running
 
     def inflight(self) -> int:
-        return self._inflight
+        return len(self._running)
+
+    def running_keys(self) -> frozenset[Hashable]:
+        """The keys whose run is in flight (at most max_concurrency)."""
+        return frozenset(self._running)
 
     def waiting(self) -> int:
         """Keys due and waiting for a slot (an upper bound: a plan replaced while queued
@@ -132,7 +137,7 @@ class Scheduler:
 
     def _dispatch(self, now: float) -> None:
         """Fill free slots from the ready queue, earliest deadline first."""
-        while self._ready and self._inflight < self._slots:
+        while self._ready and len(self._running) < self._slots:
             deadline, seq, key = heapq.heappop(self._ready)
             entry = self._entries.get(key)
             if entry is None or seq != entry.seq or seq == entry.done_seq:
@@ -143,7 +148,7 @@ class Scheduler:
                 continue
             metrics.SCHEDULER_LAG.set(max(0.0, now - entry.when))
             entry.running = True
-            self._inflight += 1
+            self._running.add(key)
             task = asyncio.create_task(self._run_once(key, entry))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -153,7 +158,7 @@ class Scheduler:
             await self._run(key)
         finally:
             entry.running = False
-            self._inflight -= 1
+            self._running.discard(key)
             rerun, entry.rerun = entry.rerun, None
             if rerun is not None and self._entries.get(key) is entry:
                 self.at(key, self._clock(), deadline=rerun)

@@ -11,6 +11,7 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from lark_operator.models import LarkAppSpec
@@ -50,7 +51,7 @@ class HeldTokens:
     def __repr__(self) -> str:
         return f"HeldTokens(types={sorted(self.values)}, expires_at={dict(self.expires_at)})"
 
-    @property
+    @cached_property  # read for every LarkApp once a second by the capacity plan
     def earliest_expiry(self) -> float:
         return min(self.expires_at.values())
 
@@ -244,8 +245,9 @@ def merge_secret(
     the resourceVersion (optimistic concurrency). Another LarkApp's owner reference is
     dropped: a live one was refused before writing (SecretClaimed), so it is stale, and
     kept it would take the Secret with it to the garbage collector."""
-    meta = dict(actual.get("metadata") or {})
     d_meta = desired["metadata"]
+    meta = {**(actual.get("metadata") or {}), "name": d_meta["name"]}
+    meta["namespace"] = d_meta["namespace"]
     meta["labels"] = {**(meta.get("labels") or {}), **d_meta["labels"]}
     meta["annotations"] = {**(meta.get("annotations") or {}), **d_meta["annotations"]}
     mine = d_meta.get("ownerReferences") or []

@@ -43,6 +43,8 @@ class Kube(FakeKube):
 
     async def replace_secret(self, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("PUT")
+        if (body["metadata"].get("namespace"), body["metadata"].get("name")) != (ns, name):
+            raise KubeError(400, "the name of the object was undeterminable", "BadRequest")
         live = self.secrets.get((ns, name))
         if live is None:
             raise KubeError(404, "not found", "NotFound")
