@@ -27,7 +27,7 @@ def test_conditions_and_reasons_follow_the_status() -> None:
     assert value("lark_service_condition_reason", **key, reason="InvalidCredentials") == 1
 
     second = [cond("CredentialsValid", "True", "Valid")]
-    metrics.export_conditions(ns, name, second, first)
+    metrics.export_conditions(ns, name, second)
     assert value("lark_service_condition", **key, status="True") == 1
     assert value("lark_service_condition", **key, status="False") == 0
     assert value("lark_service_condition_reason", **key, reason="Valid") == 1
@@ -40,16 +40,6 @@ def test_conditions_and_reasons_follow_the_status() -> None:
     metrics.forget_larkapp(ns, name)
     assert value("lark_service_condition", **key, status="True") is None
     assert value("lark_service_condition_reason", **key, reason="Valid") is None
-
-
-def test_previous_reasons_never_exported_are_ignored() -> None:
-    """After a restart the previous status comes from the object, not from this process."""
-    name = f"app-{uuid.uuid4().hex[:6]}"
-    metrics.export_conditions(
-        "ns", name, [cond("TokenReady", "True", "Issued")], [cond("TokenReady", "False", "Old")]
-    )
-    key = {"namespace": "ns", "name": name, "type": "TokenReady"}
-    assert value("lark_service_condition_reason", **key, reason="Issued") == 1
 
 
 def test_phase_counts_move() -> None:
@@ -89,7 +79,7 @@ def test_token_expiry_drops_types_no_longer_held() -> None:
 def test_forget_probes() -> None:
     name = f"app-{uuid.uuid4().hex[:6]}"
     for dep in ("postgres", "redis"):
-        metrics.PROBE_UP.labels("ns", name, dep).set(0)
+        metrics.set_probe_up("ns", name, dep, False)
     metrics.forget_probes("ns", name, "redis")
     assert value("lark_service_probe_up", namespace="ns", name=name, dependency="redis") is None
     assert value("lark_service_probe_up", namespace="ns", name=name, dependency="postgres") == 0

@@ -30,8 +30,17 @@ from lark_operator.openplatform import OpenPlatformError, PlatformAPI
 from lark_operator.probes.result import ProbeResult
 from lark_operator.probes.scheduler import ProbeScheduler
 from lark_operator.reconcile import availability, refresh, storeapp
-from lark_operator.reconcile.decide import NOT_READ, Action, decide, next_wake, refresh_due
+from lark_operator.reconcile.decide import (
+    NOT_READ,
+    Action,
+    decide,
+    first_deadline,
+    next_wake,
+    refresh_due,
+    wake_deadline,
+)
 from lark_operator.reconcile.index import SecretIndex
+from lark_operator.reconcile.planner import RefreshPlanner
 from lark_operator.reconcile.probelink import ProbeLink
 from lark_operator.reconcile.publish import Publisher
 from lark_operator.reconcile.refresh import Failed, Issued, Outcome
@@ -80,17 +89,26 @@ class Reconciler:
         self.scheduler = Scheduler(
             self._run, max_concurrency=settings.max_concurrent_refreshes, clock=clock
         )
+        self.planner = RefreshPlanner(
+            self.registry, self.scheduler, pinned=settings.refresh_capacity, clock=clock, rng=rng
+        )
 
     async def start(self) -> None:
         await self.scheduler.start()
+        await self.planner.start()
 
     async def stop(self) -> None:
         for task in list(self._availability.values()):
             task.cancel()
+        await self.planner.stop()
         await self.scheduler.stop()
 
     def health(self) -> dict[str, Any]:
-        return {**self.scheduler.health(), "larkapps": len(self.registry.apps)}
+        return {
+            **self.scheduler.health(),
+            "larkapps": len(self.registry.apps),
+            "refreshCapacity": round(self.planner.throughput.rate, 1),
+        }
 
     # --- what kopf reports --------------------------------------------------------------
     def observe(self, body: Mapping[str, Any], refresh_request: str | None = None) -> None:
@@ -101,7 +119,8 @@ class Reconciler:
         if new:
             self.publisher.track(self.registry.apps[key])
         if app is not None:
-            self.scheduler.now(key)
+            deadline = first_deadline(app.token, self.clock()) if new else None
+            self.scheduler.now(key, deadline=deadline)
 
     async def remove(self, body: Mapping[str, Any]) -> None:
         """The LarkApp is being deleted: stop everything for it, then let go of its token
@@ -162,7 +181,8 @@ class Reconciler:
             try:
                 app.write_failed = False
                 with metrics.RECONCILE_DURATION.time():
-                    await self.reconcile(app)
+                    action = await self.reconcile(app)
+                self.planner.done(action is Action.REFRESH)
                 # A write the API server refused is in status, and a failed reconcile.
                 metrics.RECONCILES.labels("error" if app.write_failed else "ok").inc()
             except asyncio.CancelledError:
@@ -172,10 +192,10 @@ class Reconciler:
                 log.error("reconcile failed in %s: %s: %s", _where(e), type(e).__name__, _safe(e))
                 self.scheduler.at(key, self.clock() + self.settings.retry_base)
 
-    async def reconcile(self, app: App) -> None:
+    async def reconcile(self, app: App) -> Action | None:
         spec = app.spec
         if spec is None:
-            return
+            return None
         if not app.resumed:
             await self._resume(app, spec)
         work, app.pending = app.pending, set()
@@ -203,7 +223,9 @@ class Reconciler:
         await self.publisher.publish(app, live=self.registry.get(app.key) is app)
         wake = next_wake(app.token, spec.suspend, self.clock())
         if wake is not None:
-            self.scheduler.at(app.key, wake)
+            deadline = wake_deadline(app.token, wake, spec.refresh.renew_before_seconds)
+            self.scheduler.at(app.key, wake, deadline=deadline)
+        return action
 
     # --- the steps --------------------------------------------------------------------------
     async def _resume(self, app: App, spec: LarkAppSpec) -> None:
@@ -267,6 +289,7 @@ class Reconciler:
                 force=force,
                 now=now,
                 request_id=current_context().get("request_id"),
+                held_until=app.token.held.earliest_expiry if app.token.held else None,
             )
         if isinstance(outcome, Issued):
             # The Secret first: until it holds the new token, status keeps describing the

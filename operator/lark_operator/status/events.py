@@ -97,6 +97,9 @@ def _token_events(
     if reason == R.SECRET_NOT_OWNED:
         message = f"{tok['message']} Hint: {hint_for(R.SECRET_NOT_OWNED)}"
         return [EventSpec("Warning", E.SECRET_NOT_OWNED, message)]
+    if reason == R.REFRESH_CAPACITY_EXCEEDED:
+        message = f"{tok['message']} Hint: {hint_for(R.REFRESH_CAPACITY_EXCEEDED)}"
+        return [EventSpec("Warning", E.REFRESH_CAPACITY_EXCEEDED, message)]
     if reason == R.ISSUED or (reason == R.REFRESHED and before.get("reason") != R.ISSUED):
         # the first token, or back from a failure; not the routine Issued -> Refreshed
         t = new.get("token") or {}

@@ -52,6 +52,10 @@ HINTS: dict[Reason, str] = {
     R.SECRET_NOT_OWNED: "spec.target.secretName names a Secret the operator did not create for "
     "this LarkApp (or one it reads): it is never written or deleted. Choose a name of its own, "
     "or have the Secret's owner annotate it larkservice.io/adopt=true.",
+    R.REFRESH_CAPACITY_EXCEEDED: "The operator has more LarkApps than it can refresh before "
+    "their tokens expire, and this token is projected to lapse (lark_service_refresh_shortfall"
+    "). Nothing is wrong with this LarkApp: the operator's admin splits LarkApps over more "
+    "releases by namespace or removes what throttles it (docs/scaling.md).",
     R.EXPIRED: "The token in the Secret has expired and could not be renewed: fix the cause in "
     "lastError; workloads are failing authentication now.",
     R.SUSPENDED: "spec.suspend is true: set it to false to resume refreshing and probing.",

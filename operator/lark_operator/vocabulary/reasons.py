@@ -51,6 +51,8 @@ class Reason(StrEnum):
     SECRET_NOT_OWNED = "SecretNotOwned"
     SECRET_WRITE_FAILED = "SecretWriteFailed"
     TEMPLATE_ERROR = "TemplateError"
+    # the token is valid, but the operator cannot refresh it before it expires
+    REFRESH_CAPACITY_EXCEEDED = "RefreshCapacityExceeded"
     # AppAvailable
     AVAILABLE = "Available"
     LICENSE_EXPIRED = "LicenseExpired"
@@ -124,5 +126,6 @@ class EventReason(StrEnum):
     TOKEN_REFRESH_FAILED = "TokenRefreshFailed"
     TOKEN_EXPIRED = "TokenExpired"
     SECRET_NOT_OWNED = "SecretNotOwned"
+    REFRESH_CAPACITY_EXCEEDED = "RefreshCapacityExceeded"
     PROBE_FAILED = "ProbeFailed"
     PROBE_RECOVERED = "ProbeRecovered"
