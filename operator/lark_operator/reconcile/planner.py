@@ -104,6 +104,8 @@ class RefreshPlanner:
             held, due = t.held, t.next_refresh_at
             if held is None or due is None or t.failures or spec is None or spec.suspend:
                 continue  # nothing to renew, or retries that follow their own schedule
+            if spec.is_store:
+                continue  # each tenant renews in its own window (storeapp.py): not movable
             lead = leads.get(t.lifetime)
             if lead is None:
                 lead = leads[t.lifetime] = policy.earliest_lead(t.lifetime)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from lark_operator import metrics
+from lark_operator.models import LarkAppSpec
 from lark_operator.reconcile.reconciler import Reconciler
 from lark_operator.settings import Settings
 from tests.helpers.clock import Clock
@@ -69,6 +70,32 @@ async def test_refreshes_brought_forward_renew_early_and_plan_from_the_new_token
         assert app.token.refreshed_at is not None and app.token.refreshed_at < natural[key]
         # the next refresh comes from the new token's expiry, renewBefore ahead of it
         assert app.token.next_refresh_at == app.token.held.earliest_expiry - 63
+
+
+async def test_a_store_app_is_not_brought_forward() -> None:
+    """A store app renews each tenant in its own window (reconcile/storeapp.py): a run
+    brought forward would find nothing due and only cost a slot, tick after tick."""
+    ctl, _kube, _client, clock = await wave(120, capacity=1.0)
+    shop = ctl.registry.apps[(NS, "a000")]  # first in expiry order: the first to move
+    shop.spec = LarkAppSpec.parse(
+        {
+            **body(0)["spec"],
+            "appType": "Store",
+            "store": {
+                "encryptKeyRef": {"name": "k"},
+                "verificationTokenRef": {"name": "k"},
+                "tenants": {"keys": ["t1"]},
+            },
+        }
+    )
+    planned = shop.token.next_refresh_at
+    clock.now += TTL - 134  # the re-issue window has opened
+    moved: list[tuple[str, str]] = []
+    for _ in range(5):
+        clock.now += 1
+        moved += ctl.planner.tick().start_now
+    assert moved and (NS, "a000") not in moved  # the others do move
+    assert shop.token.next_refresh_at == planned
 
 
 async def test_a_token_projected_to_lapse_says_so_before_it_does() -> None:
