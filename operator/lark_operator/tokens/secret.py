@@ -316,7 +316,14 @@ def foreign_part(secret: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[
     }
     if out.get("type") == desired.get("type"):
         out.pop("type")
-    data = {k: v for k, v in (secret.get("data") or {}).items() if k not in desired["data"]}
+    # Not a token key of ours either (a type or tenant no longer kept): merge_secret drops
+    # those, and the copy holds no token.
+    ours = set(desired["data"]) | set(TOKEN_KEYS.values())
+    data = {
+        k: v
+        for k, v in (secret.get("data") or {}).items()
+        if k not in ours and not storetokens.is_store_key(k)
+    }
     if data:
         out["data"] = data
     if out_meta:
