@@ -59,7 +59,7 @@ dev-down: venv ## Stop the local control plane
 demo: venv controlplane ## The whole thing on a laptop: control plane, emulator, sample LarkApps, operator
 	$(BIN)/python hack/demo.py --dir $(DEV_DIR)
 
-bench: venv controlplane ## Scale benchmark (N = 100, 1000, 5000) against the local control plane
+bench: venv controlplane ## Scale benchmark (N = 100, 1000, 5000, 10000) against the local control plane
 	$(BIN)/python bench/run.py
 
 docs: venv ## Regenerate docs/crd-reference.md from the CRD

@@ -165,18 +165,28 @@ class ReadyWatcher(threading.Thread):
                     if self.stop_flag.is_set():
                         break
             except Exception as e:
-                log(f"watch restarted: {type(e).__name__}")
+                log(f"watch restarted: {type(e).__name__} {getattr(e, 'status', '')}")
                 time.sleep(1)
 
 
 def token_secrets(core: client.CoreV1Api) -> list[float]:
     """expires_at of every token Secret (both designs name them <larkapp>-lark-token)."""
+    return [exp for _, exp in token_expiries(core)]
+
+
+def token_expiries(core: client.CoreV1Api) -> list[tuple[str, float]]:
+    """(token Secret name, expires_at) from one list as raw JSON, served from the
+    apiserver's watch cache (resourceVersion 0: no etcd read). The client's V1Secret models
+    and quorum reads cost seconds of CPU per list at 10,000 Secrets, which the bench would
+    take from the operator and the apiserver it measures."""
+    resp: Any = core.list_namespaced_secret(NS, resource_version="0", _preload_content=False)
     out = []
-    for s in core.list_namespaced_secret(NS).items:
-        raw = (s.data or {}).get("expires_at")
-        if raw and s.metadata and (s.metadata.name or "").endswith("-lark-token"):
+    for s in json.loads(resp.data)["items"]:
+        name = s["metadata"]["name"]
+        raw = (s.get("data") or {}).get("expires_at")
+        if raw and name.endswith("-lark-token"):
             text = base64.b64decode(raw).decode().replace("Z", "+00:00")
-            out.append(dt.datetime.fromisoformat(text).timestamp())
+            out.append((name, dt.datetime.fromisoformat(text).timestamp()))
     return out
 
 
@@ -194,13 +204,9 @@ def due_in_minute(
             if nxt and dt.datetime.fromisoformat(nxt.replace("Z", "+00:00")).timestamp() <= t + 60:
                 due.add(i["metadata"]["name"])
     else:
-        for s in core.list_namespaced_secret(NS).items:
-            raw = (s.data or {}).get("expires_at")
-            name = (s.metadata.name or "") if s.metadata else ""
-            if raw and name.endswith("-lark-token"):
-                text = base64.b64decode(raw).decode().replace("Z", "+00:00")
-                if dt.datetime.fromisoformat(text).timestamp() - 60 <= t + 60:
-                    due.add(name.removesuffix("-lark-token"))
+        for name, expires in token_expiries(core):
+            if expires - 60 <= t + 60:
+                due.add(name.removesuffix("-lark-token"))
     return len(due), len({apps_of.get(n) for n in due})
 
 
@@ -210,8 +216,30 @@ def token_lateness(core: client.CoreV1Api) -> float:
     return max((now - exp for exp in token_secrets(core)), default=0.0)
 
 
+def settings_for(n: int, args: argparse.Namespace) -> dict[str, str]:
+    """The operator's settings for a row: what docs/scaling.md recommends at that size
+    (per-LarkApp series of healthy LarkApps off from 10,000: a scrape of ~200,000 series
+    costs seconds of CPU), and any --operator-env."""
+    env = {"LARK_OPERATOR_LARKAPP_METRICS": "unhealthy"} if n >= 10_000 else {}
+    return {**env, **dict(e.split("=", 1) for e in args.operator_env)}
+
+
+def reissue_window(ttl: int) -> int:
+    """The emulator re-issues a token this long before its expiry. The real platform does
+    so in the last 30 minutes of 2 hours, which a scaled lifetime cannot mirror (renewBefore
+    is at least 1m): the window covers every lead the operator may take, up to 90% of the
+    lifetime (tokens/policy.py earliest_lead), as the real one covers 29 minutes."""
+    return ttl - 10
+
+
 def start_operator(
-    design: str, work: Path, kubeconfig: str, emu_url: str, rate: float, tag: str
+    design: str,
+    work: Path,
+    kubeconfig: str,
+    emu_url: str,
+    rate: float,
+    tag: str,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Proc, int]:
     port = free_port()
     env = {
@@ -219,6 +247,7 @@ def start_operator(
         "LARK_OPERATOR_API_RATE": str(rate),
         "LARK_OPERATOR_API_BURST": str(int(rate)),
         "PYTHONPATH": str(REPO),
+        **(extra_env or {}),
     }
     if design == "ours":
         argv = [
@@ -272,7 +301,7 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
     apps = max(1, n // args.share)
     cp = ControlPlane(work / f"cp-{design}-{n}", crds_dir=REPO / "crds")
     cp.up(timeout=120)
-    result: dict[str, Any] = {"n": n, "design": design, "apps": apps}
+    result: dict[str, Any] = {"n": n, "design": design, "apps": apps, "ttl": args.ttl}
     emu = None
     op = None
     try:
@@ -286,7 +315,7 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
             work / f"emulator-{design}-{n}.log",
             secrets,
             token_ttl=args.ttl,
-            reissue_window=args.ttl - 20,
+            reissue_window=reissue_window(args.ttl),
         ).start()
         for i, (_app_id, secret) in enumerate(secrets.items()):
             core.create_namespaced_secret(
@@ -297,7 +326,8 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
                 ),
             )
         rate = 10 * 7200 / args.ttl  # the default 10/s, scaled like time
-        op, port = start_operator(design, work, kubeconfig, emu.url, rate, f"{n}")
+        env = settings_for(n, args) if design == "ours" else None
+        op, port = start_operator(design, work, kubeconfig, emu.url, rate, f"{n}", env)
         watcher = ReadyWatcher(api)
         watcher.start()
 
@@ -450,7 +480,7 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
         restart_at = time.time()
         c_before = emu.calls()["total"]
         due, due_apps = due_in_minute(custom, core, design, restart_at)
-        op, port = start_operator(design, work, kubeconfig, emu.url, rate, f"{n}-restart")
+        op, port = start_operator(design, work, kubeconfig, emu.url, rate, f"{n}-restart", env)
         started_in = time.time() - restart_at
         # Token lateness through the restart too (the tokens due in that minute have 60-66 s
         # left when their renewal is due: a slow resume would show here), sampled for 90 s.
@@ -500,6 +530,21 @@ ROWS = [
 ]
 
 
+# What one LarkApp costs at the real token lifetime: a refresh every 2 h minus the default
+# renewBefore (10m) and half its jitter.
+REAL_TTL, REAL_LEAD = 7200.0, 600 * 1.05
+
+
+def real_time_load(n: int, ttl: float) -> str:
+    """The refresh rate of a row, and how many LarkApps on real 2-hour tokens make it."""
+    rate = n / (ttl - 60 * 1.05)  # every LarkApp has renewBefore 1m, jitter 0.1
+    real = rate * (REAL_TTL - REAL_LEAD)
+    return (
+        f"load: {rate:.0f} refreshes/s sustained (a {ttl:.0f} s token per LarkApp) = the "
+        f"rate of ~{real:,.0f} LarkApps on real 2-hour tokens (renewBefore 10m)"
+    )
+
+
 def table(results: list[dict[str, Any]]) -> str:
     lines = []
     for n in sorted({r["n"] for r in results}):
@@ -507,6 +552,7 @@ def table(results: list[dict[str, Any]]) -> str:
         naive = next((r for r in results if r["n"] == n and r["design"] == "naive"), {})
         apps = (ours or naive).get("apps")
         lines.append(f"\nN = {n} LarkApps ({apps} distinct apps)")
+        lines.append(real_time_load(n, (ours or naive).get("ttl", 150)))
         lines.append(f"{'metric':34} {'ours':>10} {'naive':>10} {'ours/naive':>11}")
         for label, key in ROWS:
             a, b = ours.get(key), naive.get(key)
@@ -532,7 +578,7 @@ def main() -> int:
     # SIGTERM/Ctrl-C unwind through the `finally` blocks, which stop every process started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--sizes", default="100,1000,5000")
+    p.add_argument("--sizes", default="100,1000,5000,10000")
     p.add_argument("--designs", default="ours,naive")
     p.add_argument("--cycles", type=int, default=3)
     p.add_argument("--ttl", type=int, default=150, help="token lifetime in the emulator (s)")
@@ -549,6 +595,12 @@ def main() -> int:
         default="1000/1,5000/50",
         help="fan-out scenarios, LARKAPPS/CLUSTERLARKAPPS comma-separated ('' to skip; "
         "bench/fanout.py); --sizes '' skips the scale scenarios",
+    )
+    p.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        help="NAME=VALUE for our operator (repeatable), e.g. LARK_OPERATOR_API_BURST=50",
     )
     p.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = p.parse_args()

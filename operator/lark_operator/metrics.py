@@ -9,8 +9,8 @@ Python runtime metrics (`process_cpu_seconds_total`, `process_resident_memory_by
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import (
@@ -22,6 +22,8 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 # What prometheus_client's default registry would export: this registry is the operator's own.
@@ -82,18 +84,6 @@ TOKEN_REFRESHES = Counter(
     ["status"],
     registry=REGISTRY,
 )
-TOKEN_EXPIRY = Gauge(
-    "lark_service_token_expiry_timestamp_seconds",
-    "Unix time at which the token held in the token Secret expires.",
-    ["namespace", "name", "token"],
-    registry=REGISTRY,
-)
-CONSECUTIVE_FAILURES = Gauge(
-    "lark_service_consecutive_failures",
-    "Consecutive failed refresh attempts of a LarkApp.",
-    ["namespace", "name"],
-    registry=REGISTRY,
-)
 
 # --- Store apps: callbacks, tickets, tenants ------------------------------------------------
 CALLBACKS_ACCEPTED = Counter(
@@ -112,34 +102,7 @@ CALLBACKS_REJECTED = Counter(
     registry=REGISTRY,
 )
 
-STORE_TENANTS = Gauge(
-    "lark_service_store_tenants",
-    "A store app's tenants: state=wanted (listed, or installed with tenants.all), ready (a "
-    "valid token in the Secret), failing (last refresh failed).",
-    ["namespace", "name", "state"],
-    registry=REGISTRY,
-)
-TICKET_RECEIVED = Gauge(
-    "lark_service_ticket_received_timestamp_seconds",
-    "Unix time at which the last app_ticket of a store LarkApp's app arrived.",
-    ["namespace", "name"],
-    registry=REGISTRY,
-)
-APP_ACTIVATE_STATUS = Gauge(
-    "lark_service_app_activate_status",
-    "bot/v3/info's activate_status of the LarkApp's app, verbatim (2 enabled, 1 disabled, "
-    "5 licence expired, 6 plan expired); absent while unknown.",
-    ["namespace", "name"],
-    registry=REGISTRY,
-)
-
 # --- Probes -----------------------------------------------------------------------------
-PROBE_UP = Gauge(
-    "lark_service_probe_up",
-    "1 when the last probe of a dependency was healthy, 0 otherwise.",
-    ["namespace", "name", "dependency"],
-    registry=REGISTRY,
-)
 PROBE_DURATION = Histogram(
     "lark_service_probe_duration_seconds",
     "Duration of dependency probes (one per shared target per interval).",
@@ -159,18 +122,6 @@ RECONCILES = Counter(
     "lark_service_reconciles_total",
     "Reconciliations of LarkApps by result (ok, error).",
     ["result"],
-    registry=REGISTRY,
-)
-CONDITION = Gauge(
-    "lark_service_condition",
-    "1 when the LarkApp's condition has the given status (True/False/Unknown).",
-    ["namespace", "name", "type", "status"],
-    registry=REGISTRY,
-)
-CONDITION_REASON = Gauge(
-    "lark_service_condition_reason",
-    "1 for the current reason of each condition of a LarkApp (bounded vocabulary).",
-    ["namespace", "name", "type", "reason"],
     registry=REGISTRY,
 )
 STATUS_WRITES = Counter(
@@ -214,6 +165,25 @@ SCHEDULER_LAG = Gauge(
     "How late the last due refresh was started, compared to its due time.",
     registry=REGISTRY,
 )
+REFRESH_CAPACITY = Gauge(
+    "lark_service_refresh_capacity",
+    "Token refreshes per second this replica completes, as measured while it had more work "
+    "than it could start at once (a floor until then; or the value it was given).",
+    registry=REGISTRY,
+)
+REFRESH_SHORTFALL = Gauge(
+    "lark_service_refresh_shortfall",
+    "LarkApps whose token would expire before its refresh even if every refresh started as "
+    "early as the platform allows, at the measured capacity: more than 0 means tokens will "
+    "lapse unless the load drops or the capacity grows (docs/scaling.md).",
+    registry=REGISTRY,
+)
+REFRESHES_BROUGHT_FORWARD = Counter(
+    "lark_service_refreshes_brought_forward_total",
+    "Refreshes started before renewBefore (inside the platform's re-issue window) so that "
+    "a wave of tokens expiring together fits the measured capacity.",
+    registry=REGISTRY,
+)
 EVENT_LOOP_LAG = Gauge(
     "lark_service_event_loop_lag_seconds",
     "Worst delay of the operator's event loop over the last 10 s (a 0.25 s sleep that "
@@ -239,70 +209,167 @@ for _source in ("local", "upstream"):
 for _status in ("success", "unchanged", "failure"):
     TOKEN_REFRESHES.labels(_status)
 
+
+# --- Per-LarkApp series ----------------------------------------------------------------------
+# Kept as a few plain values per LarkApp and turned into samples only when /metrics is
+# scraped (a prometheus_client child per series costs ~1 KB: ~18 of them per LarkApp were
+# most of the operator's memory per LarkApp at 10,000). `configure(larkapp_series=...)`:
+# "all" exports every series of every LarkApp; "unhealthy" exports the token expiry of
+# every LarkApp (and a store app's ticket and tenant counts) and the rest only for the
+# LarkApps that are not Ready, have failures or a probe down — every alert still sees what
+# it matches, a healthy fleet costs one series per LarkApp and token type.
+PER_LARKAPP: dict[str, tuple[str, tuple[str, ...]]] = {
+    "lark_service_token_expiry_timestamp_seconds": (
+        "Unix time at which the token held in the token Secret expires.",
+        ("namespace", "name", "token"),
+    ),
+    "lark_service_consecutive_failures": (
+        "Consecutive failed refresh attempts of a LarkApp.",
+        ("namespace", "name"),
+    ),
+    "lark_service_probe_up": (
+        "1 when the last probe of a dependency was healthy, 0 otherwise.",
+        ("namespace", "name", "dependency"),
+    ),
+    "lark_service_condition": (
+        "1 when the LarkApp's condition has the given status (True/False/Unknown).",
+        ("namespace", "name", "type", "status"),
+    ),
+    "lark_service_condition_reason": (
+        "1 for the current reason of each condition of a LarkApp (bounded vocabulary).",
+        ("namespace", "name", "type", "reason"),
+    ),
+    "lark_service_store_tenants": (
+        "A store app's tenants: state=wanted (listed, or installed with tenants.all), ready (a "
+        "valid token in the Secret), failing (last refresh failed).",
+        ("namespace", "name", "state"),
+    ),
+    "lark_service_ticket_received_timestamp_seconds": (
+        "Unix time at which the last app_ticket of a store LarkApp's app arrived.",
+        ("namespace", "name"),
+    ),
+    "lark_service_app_activate_status": (
+        "bot/v3/info's activate_status of the LarkApp's app, verbatim (2 enabled, 1 disabled, "
+        "5 licence expired, 6 plan expired); absent while unknown.",
+        ("namespace", "name"),
+    ),
+}
+LARKAPP_SERIES = ("all", "unhealthy")
 TOKEN_TYPES = ("tenant", "app")
 CONDITION_STATUSES = ("True", "False", "Unknown")
 
-
-# The series of each LarkApp, so that deleting one drops them without scanning every series
-# of every LarkApp (deleting 5,000 LarkApps would otherwise be quadratic).
-_APP_SERIES: dict[tuple[str, str], set[tuple[Any, tuple[str, ...]]]] = {}
+Conditions = tuple[tuple[str, str, str], ...]  # (type, status, reason)
 
 
-def _set(metric: Any, labels: tuple[str, ...], value: float) -> None:
-    """Set a per-LarkApp series (labels start with namespace, name)."""
-    metric.labels(*labels).set(value)
-    _APP_SERIES.setdefault((labels[0], labels[1]), set()).add((metric, labels))
+@dataclass(slots=True)
+class _Series:
+    conditions: Conditions = ()
+    failures: int | None = None
+    expiry: tuple[tuple[str, float], ...] = ()  # (token type, Unix time)
+    probes: tuple[tuple[str, bool], ...] = ()  # (dependency, up)
+    store: tuple[tuple[str, int], ...] = ()  # a store app's tenants: (state, count)
+    ticket_at: float | None = None  # a store app's last app_ticket
+    activate_status: int | None = None  # bot/v3/info
+
+    def healthy(self) -> bool:
+        ready = any(t == "Ready" and s == "True" for t, s, _ in self.conditions)
+        return ready and not self.failures and all(up for _, up in self.probes)
 
 
-def _remove(metric: Any, *labels: str) -> None:
-    with contextlib.suppress(KeyError):
-        metric.remove(*labels)
-    series = _APP_SERIES.get((labels[0], labels[1]))
-    if series is not None:
-        series.discard((metric, labels))
+_LARKAPPS: dict[tuple[str, str], _Series] = {}
+_SHARED: dict[Any, Any] = {}  # one copy of each conditions tuple (healthy LarkApps share it)
+_mode = {"series": "all"}
+
+
+def configure(larkapp_series: str) -> None:
+    if larkapp_series not in LARKAPP_SERIES:
+        raise ValueError(f"larkapp_series must be one of {LARKAPP_SERIES}")
+    _mode["series"] = larkapp_series
+
+
+def _shared(value: Any) -> Any:
+    if len(_SHARED) > 10_000:  # a bounded vocabulary in practice; bounded here anyway
+        _SHARED.clear()
+    return _SHARED.setdefault(value, value)
+
+
+def _series(namespace: str, name: str) -> _Series:
+    key = (namespace, name)
+    entry = _LARKAPPS.get(key)
+    if entry is None:
+        entry = _LARKAPPS[key] = _Series()
+    return entry
+
+
+class _PerLarkAppCollector(Collector):
+    def _families(self) -> dict[str, GaugeMetricFamily]:
+        return {
+            n: GaugeMetricFamily(n, doc, labels=labels) for n, (doc, labels) in PER_LARKAPP.items()
+        }
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families().values())
+
+    def collect(self) -> Iterable[Metric]:
+        fams = self._families()
+        expiry, failures, probes, cond, reason, tenants, ticket, activate = fams.values()
+        every = _mode["series"] == "all"
+        # A snapshot: scrapes run in a thread while the event loop updates entries (each
+        # field is replaced whole, never changed in place).
+        for (ns, name), s in list(_LARKAPPS.items()):
+            for token_type, at in s.expiry:
+                expiry.add_metric([ns, name, token_type], at)
+            # Store apps only (few); LarkStoreTicketStale matches Ready ones too.
+            for state, n in s.store:
+                tenants.add_metric([ns, name, state], n)
+            if s.ticket_at is not None:
+                ticket.add_metric([ns, name], s.ticket_at)
+            if not every and s.healthy():
+                continue
+            if s.activate_status is not None:
+                activate.add_metric([ns, name], s.activate_status)
+            if s.failures is not None:
+                failures.add_metric([ns, name], s.failures)
+            for dep, up in s.probes:
+                probes.add_metric([ns, name, dep], 1 if up else 0)
+            for ctype, status, why in s.conditions:
+                for st in CONDITION_STATUSES:
+                    cond.add_metric([ns, name, ctype, st], 1 if status == st else 0)
+                if why:
+                    reason.add_metric([ns, name, ctype, why], 1)
+        return list(fams.values())
+
+
+REGISTRY.register(_PerLarkAppCollector())
 
 
 def set_consecutive_failures(namespace: str, name: str, failures: int) -> None:
-    _set(CONSECUTIVE_FAILURES, (namespace, name), failures)
+    _series(namespace, name).failures = failures
 
 
 def set_probe_up(namespace: str, name: str, dependency: str, up: bool) -> None:
-    _set(PROBE_UP, (namespace, name, dependency), 1 if up else 0)
+    entry = _series(namespace, name)
+    others = tuple(p for p in entry.probes if p[0] != dependency)
+    entry.probes = _shared((*others, (str(dependency), bool(up))))
 
 
 def set_token_expiry(namespace: str, name: str, expires_at: Mapping[str, float]) -> None:
     """Expiry of each token held for a LarkApp; a token type no longer held loses its series
     (or an alert would count down to a token nobody renews any more)."""
-    for token_type in TOKEN_TYPES:
-        if token_type in expires_at:
-            _set(TOKEN_EXPIRY, (namespace, name, token_type), expires_at[token_type])
-        else:
-            _remove(TOKEN_EXPIRY, namespace, name, token_type)
+    _series(namespace, name).expiry = tuple(
+        (t, float(expires_at[t])) for t in TOKEN_TYPES if t in expires_at
+    )
 
 
-def export_conditions(
-    namespace: str,
-    name: str,
-    conditions: Iterable[Mapping[str, Any]],
-    previous: Iterable[Mapping[str, Any]] = (),
-) -> None:
+def export_conditions(namespace: str, name: str, conditions: Iterable[Mapping[str, Any]]) -> None:
     """lark_service_condition / lark_service_condition_reason from a LarkApp's conditions.
-    A condition or reason present in `previous` and gone now loses its series, so a probe
-    that is no longer configured or a reason that no longer holds never lingers at 1."""
-    current = {str(c["type"]): c for c in conditions}
-    for c in previous:
-        ctype, reason = str(c.get("type")), c.get("reason")
-        now = current.get(ctype)
-        if now is None:
-            for s in CONDITION_STATUSES:
-                _remove(CONDITION, namespace, name, ctype, s)
-        if reason and (now is None or now.get("reason") != reason):
-            _remove(CONDITION_REASON, namespace, name, ctype, str(reason))
-    for ctype, c in current.items():
-        for s in CONDITION_STATUSES:
-            _set(CONDITION, (namespace, name, ctype, s), 1 if c.get("status") == s else 0)
-        if c.get("reason"):
-            _set(CONDITION_REASON, (namespace, name, ctype, str(c["reason"])), 1)
+    A condition or reason gone from the status loses its series, so a probe that is no
+    longer configured or a reason that no longer holds never lingers at 1."""
+    _series(namespace, name).conditions = _shared(
+        tuple(
+            (str(c["type"]), str(c.get("status")), str(c.get("reason") or "")) for c in conditions
+        )
+    )
 
 
 def count_phase(counted: str | None, phase: str | None) -> str | None:
@@ -319,27 +386,23 @@ def count_phase(counted: str | None, phase: str | None) -> str | None:
 def set_store(
     namespace: str, name: str, wanted: int, ready: int, failing: int, ticket_at: float | None
 ) -> None:
-    for state, n in (("wanted", wanted), ("ready", ready), ("failing", failing)):
-        _set(STORE_TENANTS, (namespace, name, state), n)
+    entry = _series(namespace, name)
+    entry.store = (("wanted", wanted), ("ready", ready), ("failing", failing))
     if ticket_at is not None:
-        _set(TICKET_RECEIVED, (namespace, name), ticket_at)
+        entry.ticket_at = ticket_at
 
 
 def set_activate_status(namespace: str, name: str, status: int | None) -> None:
-    if status is None:
-        _remove(APP_ACTIVATE_STATUS, namespace, name)
-    else:
-        _set(APP_ACTIVATE_STATUS, (namespace, name), status)
+    _series(namespace, name).activate_status = status
 
 
 def forget_probes(namespace: str, name: str, dependency: str | None = None) -> None:
     """Drop lark_service_probe_up of a dependency no longer probed (all when None)."""
-    for dep in (dependency,) if dependency else ("postgres", "redis", "rabbitmq"):
-        _remove(PROBE_UP, namespace, name, dep)
+    entry = _LARKAPPS.get((namespace, name))
+    if entry is not None:
+        entry.probes = tuple(p for p in entry.probes if dependency and p[0] != dependency)
 
 
 def forget_larkapp(namespace: str, name: str) -> None:
     """Drop every per-LarkApp series when the object is deleted (bounded cardinality)."""
-    for metric, labels in _APP_SERIES.pop((namespace, name), set()):
-        with contextlib.suppress(KeyError):
-            metric.remove(*labels)
+    _LARKAPPS.pop((namespace, name), None)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     bind_address: str = "0.0.0.0"  # of /health and /metrics
     log_format: Literal["json", "text"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Per-LarkApp series beyond the token expiry: for every LarkApp, or only those that
+    # are not Ready (metrics.py; docs/scaling.md says when to choose which).
+    larkapp_metrics: Literal["all", "unhealthy"] = "all"
     # Base URLs a LarkApp may name in spec.domain besides feishu/lark (the CLI reads the
     # same variable, lark_operator.credentials).
     allowed_base_urls: CommaList = []
@@ -45,6 +48,8 @@ class Settings(BaseSettings):
     api_burst: int = Field(20, ge=1)
     # Refresh scheduling
     max_concurrent_refreshes: int = Field(32, ge=1)
+    # Refreshes per second one replica completes; None: measured (reconcile/capacity.py).
+    refresh_capacity: float | None = Field(None, gt=0)
     retry_base: float = Field(5.0, gt=0, validation_alias=_env("RETRY_BASE_SECONDS"))
     retry_cap: float = Field(300.0, gt=0, validation_alias=_env("RETRY_CAP_SECONDS"))
     credentials_retry_cap: float = Field(

@@ -40,6 +40,8 @@ def families(own: bool = True) -> dict[str, Family]:
         for obj in vars(metrics).values()
         if isinstance(obj, MetricWrapperBase)
     }
+    # Per-LarkApp families are rendered at scrape time from plain values (metrics.py).
+    labels.update({n: lbl for n, (_, lbl) in metrics.PER_LARKAPP.items()})
     out: dict[str, Family] = {}
     for fam in metrics.REGISTRY.collect():
         if fam.name.startswith(OWN_PREFIX) != own:

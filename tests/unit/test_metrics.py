@@ -27,7 +27,7 @@ def test_conditions_and_reasons_follow_the_status() -> None:
     assert value("lark_service_condition_reason", **key, reason="InvalidCredentials") == 1
 
     second = [cond("CredentialsValid", "True", "Valid")]
-    metrics.export_conditions(ns, name, second, first)
+    metrics.export_conditions(ns, name, second)
     assert value("lark_service_condition", **key, status="True") == 1
     assert value("lark_service_condition", **key, status="False") == 0
     assert value("lark_service_condition_reason", **key, reason="Valid") == 1
@@ -40,16 +40,6 @@ def test_conditions_and_reasons_follow_the_status() -> None:
     metrics.forget_larkapp(ns, name)
     assert value("lark_service_condition", **key, status="True") is None
     assert value("lark_service_condition_reason", **key, reason="Valid") is None
-
-
-def test_previous_reasons_never_exported_are_ignored() -> None:
-    """After a restart the previous status comes from the object, not from this process."""
-    name = f"app-{uuid.uuid4().hex[:6]}"
-    metrics.export_conditions(
-        "ns", name, [cond("TokenReady", "True", "Issued")], [cond("TokenReady", "False", "Old")]
-    )
-    key = {"namespace": "ns", "name": name, "type": "TokenReady"}
-    assert value("lark_service_condition_reason", **key, reason="Issued") == 1
 
 
 def test_phase_counts_move() -> None:
@@ -89,9 +79,35 @@ def test_token_expiry_drops_types_no_longer_held() -> None:
 def test_forget_probes() -> None:
     name = f"app-{uuid.uuid4().hex[:6]}"
     for dep in ("postgres", "redis"):
-        metrics.PROBE_UP.labels("ns", name, dep).set(0)
+        metrics.set_probe_up("ns", name, dep, False)
     metrics.forget_probes("ns", name, "redis")
     assert value("lark_service_probe_up", namespace="ns", name=name, dependency="redis") is None
     assert value("lark_service_probe_up", namespace="ns", name=name, dependency="postgres") == 0
     metrics.forget_probes("ns", name)
     assert value("lark_service_probe_up", namespace="ns", name=name, dependency="postgres") is None
+
+
+def test_store_series_in_both_modes_and_gone_with_the_larkapp() -> None:
+    """A store app's ticket time and tenant counts stay exported for a Ready LarkApp with
+    LARK_OPERATOR_LARKAPP_METRICS=unhealthy (LarkStoreTicketStale matches Ready ones);
+    activate_status is one of the series only unhealthy LarkApps export then."""
+    name = f"shop-{uuid.uuid4().hex[:6]}"
+    labels = {"namespace": "ns", "name": name}
+    metrics.export_conditions("ns", name, [cond("Ready", "True", "Ready")])
+    metrics.set_store("ns", name, wanted=3, ready=2, failing=1, ticket_at=1000.0)
+    metrics.set_activate_status("ns", name, 2)
+    try:
+        metrics.configure(larkapp_series="unhealthy")
+        assert value("lark_service_store_tenants", **labels, state="failing") == 1
+        assert value("lark_service_ticket_received_timestamp_seconds", **labels) == 1000
+        assert value("lark_service_app_activate_status", **labels) is None
+        metrics.configure(larkapp_series="all")
+        assert value("lark_service_store_tenants", **labels, state="wanted") == 3
+        assert value("lark_service_app_activate_status", **labels) == 2
+        metrics.set_activate_status("ns", name, None)  # unknown again: no series
+        assert value("lark_service_app_activate_status", **labels) is None
+    finally:
+        metrics.configure(larkapp_series="all")
+    metrics.forget_larkapp("ns", name)
+    assert value("lark_service_store_tenants", **labels, state="wanted") is None
+    assert value("lark_service_ticket_received_timestamp_seconds", **labels) is None

@@ -57,6 +57,7 @@ class Wiring:
             bind_address=s.bind_address,
         )
         self.set_role(self.role)
+        metrics.configure(larkapp_series=s.larkapp_metrics)
         # Every replica, standby included, says it exists (LarkOperatorAbsent/TargetDown).
         metrics.BUILD_INFO.labels(__version__).set(1)
 

@@ -8,6 +8,11 @@ from enum import StrEnum
 
 from lark_operator.reconcile.state import TokenState, Work
 
+# A LarkApp learned of with a status (a restart's listing): its first run picks up its
+# token Secret and need not go before new LarkApps — but within this many seconds, or by
+# its refresh when that comes first.
+RESUME = 30.0
+
 
 class Action(StrEnum):
     SUSPEND = "suspend"  # spec.suspend: stop probing, keep the token, publish
@@ -65,3 +70,23 @@ def next_wake(token: TokenState, suspended: bool, now: float) -> float | None:
     if token.held is not None and token.held.earliest_expiry > now:
         times.append(token.held.earliest_expiry + 0.05)
     return min(times) if times else None
+
+
+def wake_deadline(token: TokenState, when: float, renew_before: float) -> float:
+    """By when the run planned for `when` should start (it orders the scheduler's queue).
+    A refresh while the token is valid: by halfway through renewBefore, so that creations
+    and changes (due within seconds) go first while it has slack, and it goes before them
+    once it has little. Anything else: at its time."""
+    held = token.held
+    if held is None or held.earliest_expiry <= when:
+        return when
+    return max(when, held.earliest_expiry - renew_before / 2)
+
+
+def first_deadline(token: TokenState, now: float) -> float | None:
+    """By when the first run of a LarkApp just learned of should start (None: the
+    scheduler's default for work an event set off). Only one whose status planned a
+    refresh (a restart) waits, up to RESUME seconds or its refresh."""
+    if token.next_refresh_at is None:
+        return None
+    return min(now + RESUME, max(token.next_refresh_at, now))

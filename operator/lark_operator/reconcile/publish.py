@@ -44,6 +44,7 @@ class Publisher:
                 next_refresh_at=t.next_refresh_at,
                 fingerprint=t.held.fingerprint(),
                 renewed=t.renewed,
+                at_risk=t.at_risk,
             )
         suspended = bool(spec and spec.suspend)
         credentials, store = t.credentials, None
@@ -77,7 +78,7 @@ class Publisher:
             patch = status_patch(new, pub.status)
             if patch is None:
                 if live:
-                    self._export(app, new, new)  # unchanged; still exported after a restart
+                    self._export(app, new)  # unchanged; still exported after a restart
                 return
             old, pub.status = pub.status, new
             try:
@@ -89,7 +90,7 @@ class Publisher:
                 raise
             metrics.STATUS_WRITES.inc()
             if live:
-                self._export(app, new, old)
+                self._export(app, new)
             for ev in transitions(old, new):
                 metrics.EVENTS_EMITTED.labels(ev.reason).inc()
                 try:
@@ -97,11 +98,9 @@ class Publisher:
                 except KubeError as e:
                     log.warning("could not post Event %s: %s", ev.reason, e)
 
-    def _export(self, app: App, status: Mapping[str, Any], old: Mapping[str, Any]) -> None:
+    def _export(self, app: App, status: Mapping[str, Any]) -> None:
         ns, name = app.key
-        metrics.export_conditions(
-            ns, name, status.get("conditions") or [], old.get("conditions") or []
-        )
+        metrics.export_conditions(ns, name, status.get("conditions") or [])
         app.published.phase = metrics.count_phase(
             app.published.phase, status.get("phase") or Phase.PENDING
         )

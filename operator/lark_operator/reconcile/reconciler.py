@@ -34,9 +34,18 @@ from lark_operator.probes.result import ProbeResult
 from lark_operator.probes.scheduler import ProbeScheduler
 from lark_operator.reconcile import availability, follow, refresh, storeapp
 from lark_operator.reconcile.clusterapps import ClusterApps
-from lark_operator.reconcile.decide import NOT_READ, Action, decide, next_wake, refresh_due
+from lark_operator.reconcile.decide import (
+    NOT_READ,
+    Action,
+    decide,
+    first_deadline,
+    next_wake,
+    refresh_due,
+    wake_deadline,
+)
 from lark_operator.reconcile.follow import Follower
 from lark_operator.reconcile.index import SecretIndex
+from lark_operator.reconcile.planner import RefreshPlanner
 from lark_operator.reconcile.probelink import ProbeLink
 from lark_operator.reconcile.publish import Publisher
 from lark_operator.reconcile.refresh import Failed, Issued, Outcome
@@ -98,20 +107,29 @@ class Reconciler:
         )
         self.follow = Follower(self.clusters, self.secrets, settings, clock, rng)
         self.rollouts = Rollouts(kube, clock)
+        self.planner = RefreshPlanner(
+            self.registry, self.scheduler, pinned=settings.refresh_capacity, clock=clock, rng=rng
+        )
 
     async def start(self) -> None:
         await self.scheduler.start()
         await self.clusters.start()
+        await self.planner.start()
 
     async def stop(self) -> None:
         for task in list(self._availability.values()):
             task.cancel()
         await self.clusters.stop()
+        await self.planner.stop()
         await self.scheduler.stop()
 
     def health(self) -> dict[str, Any]:
-        counts = {"larkapps": len(self.registry.apps), "clusterlarkapps": len(self.clusters.apps)}
-        return {**self.scheduler.health(), **counts}
+        return {
+            **self.scheduler.health(),
+            "larkapps": len(self.registry.apps),
+            "clusterlarkapps": len(self.clusters.apps),
+            "refreshCapacity": round(self.planner.throughput.rate, 1),
+        }
 
     # --- what kopf reports --------------------------------------------------------------
     def observe(self, body: Mapping[str, Any], refresh_request: str | None = None) -> None:
@@ -124,7 +142,8 @@ class Reconciler:
         if app is not None:
             ref = app.spec.app_ref if app.spec is not None else None
             self.clusters.use(key, ref.name if ref is not None else None)
-            self.scheduler.now(key)
+            deadline = first_deadline(app.token, self.clock()) if new else None
+            self.scheduler.now(key, deadline=deadline)
 
     async def remove(self, body: Mapping[str, Any]) -> None:
         """The LarkApp is being deleted: stop everything for it, then let go of its token
@@ -189,7 +208,8 @@ class Reconciler:
             try:
                 app.write_failed = False
                 with metrics.RECONCILE_DURATION.time():
-                    await self.reconcile(app)
+                    action = await self.reconcile(app)
+                self.planner.done(action is Action.REFRESH)
                 # A write the API server refused is in status, and a failed reconcile.
                 metrics.RECONCILES.labels("error" if app.write_failed else "ok").inc()
             except asyncio.CancelledError:
@@ -199,10 +219,10 @@ class Reconciler:
                 log.error("reconcile failed in %s: %s: %s", _where(e), type(e).__name__, _safe(e))
                 self.scheduler.at(key, self.clock() + self.settings.retry_base)
 
-    async def reconcile(self, app: App) -> None:
+    async def reconcile(self, app: App) -> Action | None:
         spec = app.spec
         if spec is None:
-            return
+            return None
         if not app.resumed:
             await self._resume(app, spec)
         work, app.pending = app.pending, set()
@@ -248,7 +268,9 @@ class Reconciler:
         if rolling and (due := self.rollouts.next_due(app)) is not None:
             wake = due if wake is None else min(wake, due)
         if wake is not None:
-            self.scheduler.at(app.key, wake)
+            deadline = wake_deadline(app.token, wake, spec.refresh.renew_before_seconds)
+            self.scheduler.at(app.key, wake, deadline=deadline)
+        return action
 
     # --- the steps --------------------------------------------------------------------------
     async def _resume(self, app: App, spec: LarkAppSpec) -> None:
@@ -313,6 +335,7 @@ class Reconciler:
                 force=force,
                 now=now,
                 request_id=current_context().get("request_id"),
+                held_until=app.token.held.earliest_expiry if app.token.held else None,
             )
         if isinstance(outcome, Issued):
             # The Secret first: until it holds the new token, status keeps describing the

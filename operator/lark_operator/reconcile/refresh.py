@@ -73,16 +73,21 @@ async def obtain(
     force: bool,
     now: float,
     request_id: str | None = None,
+    held_until: float | None = None,
 ) -> Outcome:
     """Tokens for `spec` (a LarkApp's own app, or a ClusterLarkApp with `namespace` the
     cluster resource namespace), or why not. Nothing is sent anywhere the allowlist
-    refuses, and nothing at all before the app Secret has been read and checked."""
+    refuses, and nothing at all before the app Secret has been read and checked.
+    `held_until`: expiry of the token being renewed (a token from the shared cache must
+    outlive it)."""
     creds = await read_credentials(read_secret, namespace, spec, allowed_base_urls, now)
     if isinstance(creds, Failed):
         return creds
     base_url, app_secret = creds
     # Only a token fresher than the one being renewed may come from the shared cache.
     min_valid = policy.max_lead(spec.refresh.renew_before_seconds, spec.refresh.jitter, lifetime)
+    if held_until is not None:  # brought forward by the capacity plan: still fresher
+        min_valid = max(min_valid, held_until - now)
     values: dict[str, str] = {}
     expires: dict[str, float] = {}
     got_lifetime = 0.0
@@ -195,6 +200,7 @@ def apply(
         last_error=None,
         failures=0,
         secret_digest=outcome.app_secret_digest,
+        at_risk=None,
     )
 
 

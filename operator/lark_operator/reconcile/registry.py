@@ -7,6 +7,8 @@ new spec, a refresh request or a change to a Secret it uses is work.
 
 from __future__ import annotations
 
+import json
+import weakref
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -16,6 +18,7 @@ from lark_operator.models import LarkAppSpec
 from lark_operator.reconcile import resume
 from lark_operator.reconcile.index import SecretIndex
 from lark_operator.reconcile.state import App, Key, TokenState, Work
+from lark_operator.vocabulary.digests import sha256_hex
 from lark_operator.vocabulary.reasons import WRITE_FAILURES
 
 
@@ -23,6 +26,9 @@ class Registry:
     def __init__(self, index: SecretIndex):
         self.apps: dict[Key, App] = {}
         self.index = index
+        # One parsed (immutable) spec per distinct spec: LarkApps with the same spec (one
+        # app in many namespaces, a fan-out) share it instead of holding a copy each.
+        self._specs: weakref.WeakValueDictionary[str, LarkAppSpec] = weakref.WeakValueDictionary()
 
     def get(self, key: Key) -> App | None:
         return self.apps.get(key)
@@ -44,15 +50,13 @@ class Registry:
             self.apps[key] = app
         app.uid = meta.get("uid")
         generation = int(meta.get("generation") or 0)
-        raw_spec = dict(body.get("spec") or {})
-        changed = new or generation != app.generation or raw_spec != app.raw_spec
-        app.generation, app.raw_spec = generation, raw_spec
+        raw_spec = body.get("spec") or {}
+        digest = sha256_hex(json.dumps(raw_spec, sort_keys=True, separators=(",", ":")))
+        changed = new or generation != app.generation or digest != app.spec_digest
+        app.generation, app.spec_digest = generation, digest
         if changed:
             old = app.spec
-            try:
-                app.spec = LarkAppSpec.parse(raw_spec)
-            except ValidationError:
-                app.spec = None  # the CRD schema rejects such objects; nothing to do with it
+            app.spec = self._parse(raw_spec, digest)
             if app.spec != old:
                 app.pending.add(Work.PROBES)
                 if old is not None and app.spec is not None:
@@ -63,6 +67,15 @@ class Registry:
             app.pending.add(Work.REFRESH)
             changed = True
         return app if changed else None
+
+    def _parse(self, raw_spec: Mapping[str, Any], digest: str) -> LarkAppSpec | None:
+        spec = self._specs.get(digest)
+        if spec is None:
+            try:
+                spec = self._specs[digest] = LarkAppSpec.parse(raw_spec)
+            except ValidationError:
+                return None  # the CRD schema rejects such objects; nothing to do with it
+        return spec
 
     def pop(self, key: Key) -> App | None:
         self.index.unindex(key)
@@ -117,7 +130,7 @@ def _spec_changed(app: App, old: LarkAppSpec, new: LarkAppSpec) -> None:
     if before != after:
         # Write the held token to the new target now; the old one is let go after.
         app.secret.old_names.add(before)
-        app.secret.body, app.secret.rv = None, None
+        app.secret.rv, app.secret.foreign = None, None
         app.pending.add(Work.TOKEN_SECRET)
     app.secret.old_names.discard(after)
     if old.target != new.target:

@@ -1,8 +1,12 @@
 """One heap of due times for every LarkApp, and at most one reconcile per LarkApp in flight.
 
-5,000 LarkApps cost 5,000 heap entries, not 5,000 sleeping tasks. A LarkApp due while its
-reconcile runs is marked dirty and runs again right after; reconciles run under a
-concurrency limit. The scheduler knows keys and times only, nothing of LarkApps.
+5,000 LarkApps cost 5,000 heap entries, not 5,000 sleeping tasks. A key whose time has come
+waits in a ready queue for one of `max_concurrency` slots, and the ready queue is served
+earliest deadline first: a LarkApp just created (deadline: now + a few seconds) goes ahead
+of a refresh whose token still has minutes left, and a refresh about to lapse goes ahead of
+both, so a burst of creations and a refresh wave are served together and neither starves
+the other. A key due while its reconcile runs is marked dirty and queued again right after.
+The scheduler knows keys, times and deadlines only, nothing of LarkApps.
 """
 
 from __future__ import annotations
@@ -18,13 +22,18 @@ from typing import Any
 from lark_operator import metrics
 
 Run = Callable[[Any], Awaitable[None]]
+# How soon work that an event set off (a creation, a changed spec or Secret) should start.
+URGENT = 2.0
 
 
 @dataclass(slots=True)
 class _Entry:
-    seq: int = -1  # of the heap entry that counts (older ones are skipped: lazy deletion)
+    seq: int = -1  # the plan that counts (older heap entries are skipped: lazy deletion)
+    when: float = 0.0  # of that plan
+    deadline: float = 0.0  # by when it should start: orders the ready queue
+    done_seq: int = -1  # the last plan started (a plan runs once)
     running: bool = False
-    dirty: bool = False
+    rerun: float | None = None  # deadline of a run asked for while one was in flight
 
 
 class Scheduler:
@@ -36,12 +45,14 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
     ):
         self._run, self._clock = run, clock
+        self._slots = max_concurrency
         self._entries: dict[Hashable, _Entry] = {}
-        self._heap: list[tuple[float, int, Hashable]] = []
+        self._heap: list[tuple[float, int, Hashable]] = []  # (when, seq, key)
+        self._ready: list[tuple[float, int, Hashable]] = []  # (deadline, seq, key)
         self._seq = itertools.count()
         self._wake = asyncio.Event()
-        self._sem = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[Hashable] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -56,25 +67,36 @@ class Scheduler:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def health(self) -> dict[str, Any]:
-        lag = max(0.0, self._clock() - self._heap[0][0]) if self._heap else 0.0
+        now = self._clock()
+        oldest = [w for w, _, _ in self._heap[:1]]
+        oldest += [e.when for _, _, k in self._ready[:1] if (e := self._entries.get(k))]
         alive = self._loop_task is not None and not self._loop_task.done()
         return {
             "scheduler": "running" if alive else "stopped",
             "scheduled": len(self._heap),
-            "inflight": sum(1 for e in self._entries.values() if e.running),
-            "overdue_seconds": round(lag, 3),
+            "inflight": len(self._running),
+            "waiting": self.waiting(),
+            "overdue_seconds": round(max([0.0, *(now - t for t in oldest)]), 3),
         }
 
     # --- scheduling -----------------------------------------------------------------------
-    def at(self, key: Hashable, when: float) -> None:
-        """Run `key` at `when` (replacing any earlier plan for it)."""
+    def at(self, key: Hashable, when: float, *, deadline: float | None = None) -> None:
+        """Run `key` at `when`, replacing a plan for it that is not due yet; once due it
+        waits for a slot in the order of `deadline` (default: `when`). A plan already due
+        and not started is kept when it is sooner (an event is never lost to a later
+        plan made meanwhile)."""
         entry = self._entries.setdefault(key, _Entry())
-        entry.seq = next(self._seq)
+        deadline = when if deadline is None else deadline
+        if entry.seq != entry.done_seq and entry.when <= self._clock():
+            when, deadline = min(when, entry.when), min(deadline, entry.deadline)
+        entry.seq, entry.when, entry.deadline = next(self._seq), when, deadline
         heapq.heappush(self._heap, (when, entry.seq, key))
         self._wake.set()
 
-    def now(self, key: Hashable) -> None:
-        self.at(key, self._clock())
+    def now(self, key: Hashable, *, deadline: float | None = None) -> None:
+        """Run `key` as soon as a slot is free (deadline: now + URGENT unless given)."""
+        now = self._clock()
+        self.at(key, now, deadline=now + URGENT if deadline is None else deadline)
 
     def forget(self, key: Hashable) -> None:
         """No more runs for `key` (one in flight finishes)."""
@@ -84,16 +106,28 @@ class Scheduler:
         entry = self._entries.get(key)
         return entry is not None and entry.running
 
+    def inflight(self) -> int:
+        return len(self._running)
+
+    def running_keys(self) -> frozenset[Hashable]:
+        """The keys whose run is in flight (at most max_concurrency)."""
+        return frozenset(self._running)
+
+    def waiting(self) -> int:
+        """Keys due and waiting for a slot (an upper bound: a plan replaced while queued
+        is counted until its turn comes)."""
+        return len(self._ready)
+
     async def _loop(self) -> None:
         while True:
             now = self._clock()
             while self._heap and self._heap[0][0] <= now:
-                due, seq, key = heapq.heappop(self._heap)
+                _, seq, key = heapq.heappop(self._heap)
                 entry = self._entries.get(key)
-                if entry is None or seq != entry.seq:
-                    continue  # superseded or forgotten
-                metrics.SCHEDULER_LAG.set(max(0.0, now - due))
-                self._launch(key, entry)
+                if entry is None or seq != entry.seq or seq == entry.done_seq:
+                    continue  # superseded, forgotten or started
+                heapq.heappush(self._ready, (entry.deadline, seq, key))
+            self._dispatch(now)
             timeout = min(self._heap[0][0] - now, 5.0) if self._heap else 5.0
             self._wake.clear()
             try:
@@ -101,22 +135,31 @@ class Scheduler:
             except TimeoutError:
                 pass
 
-    def _launch(self, key: Hashable, entry: _Entry) -> None:
-        if entry.running:
-            entry.dirty = True
-            return
-        entry.running = True
-        task = asyncio.create_task(self._run_until_clean(key, entry))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _dispatch(self, now: float) -> None:
+        """Fill free slots from the ready queue, earliest deadline first."""
+        while self._ready and len(self._running) < self._slots:
+            deadline, seq, key = heapq.heappop(self._ready)
+            entry = self._entries.get(key)
+            if entry is None or seq != entry.seq or seq == entry.done_seq:
+                continue
+            entry.done_seq = seq
+            if entry.running:  # due while its run is in flight: once more right after
+                entry.rerun = min(deadline, entry.rerun if entry.rerun is not None else deadline)
+                continue
+            metrics.SCHEDULER_LAG.set(max(0.0, now - entry.when))
+            entry.running = True
+            self._running.add(key)
+            task = asyncio.create_task(self._run_once(key, entry))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _run_until_clean(self, key: Hashable, entry: _Entry) -> None:
+    async def _run_once(self, key: Hashable, entry: _Entry) -> None:
         try:
-            while True:
-                entry.dirty = False
-                async with self._sem:
-                    await self._run(key)
-                if not entry.dirty or self._entries.get(key) is not entry:
-                    break
+            await self._run(key)
         finally:
             entry.running = False
+            self._running.discard(key)
+            rerun, entry.rerun = entry.rerun, None
+            if rerun is not None and self._entries.get(key) is entry:
+                self.at(key, self._clock(), deadline=rerun)
+            self._wake.set()

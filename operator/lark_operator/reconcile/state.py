@@ -39,15 +39,20 @@ class TokenState:
     last_error: ErrorFacts | None = None
     failures: int = 0
     secret_digest: str | None = None  # sha256 of the app secret the last refresh read
+    # When the capacity plan projects the next refresh to start, if that is after expiry
+    # (reconcile/capacity.py): status says so until the token is renewed.
+    at_risk: float | None = None
 
 
 @dataclass(slots=True)
 class TokenSecretCopy:
-    """The token Secret as last written or verified (without managedFields): a refresh
-    writes on top of it with its resourceVersion, no read."""
+    """What a refresh needs to write on top of the token Secret, with no read: the
+    resourceVersion last written or verified (the write's precondition) and what others
+    added to it (tokens/secret.py foreign_part: usually nothing). Not the Secret itself:
+    its own content is built again from the spec and the tokens."""
 
-    body: dict[str, Any] | None = None
     rv: str | None = None
+    foreign: dict[str, Any] | None = None
     # Expiry of each token it serves (what the expiry alerts must see, even while the
     # operator holds no token of its own for this LarkApp, e.g. after appId changed).
     serving: dict[str, float] = field(default_factory=dict)
@@ -88,7 +93,7 @@ class App:
     uid: str | None = None
     generation: int = 0
     spec: LarkAppSpec | None = None
-    raw_spec: dict[str, Any] = field(default_factory=dict)  # as last seen, to spot changes
+    spec_digest: str = ""  # of the spec as last seen, to spot changes (not a copy of it)
     token: TokenState = field(default_factory=TokenState)
     secret: TokenSecretCopy = field(default_factory=TokenSecretCopy)
     published: Published = field(default_factory=Published)

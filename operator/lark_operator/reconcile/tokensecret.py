@@ -20,9 +20,11 @@ from lark_operator.tokens.secret import (
     HeldTokens,
     build_token_secret,
     claim,
+    foreign_part,
     issued_for,
     read_token_secret,
     served_expiry,
+    written_base,
 )
 from lark_operator.tokens.store import SecretNotOwned, TokenSecretStore
 from lark_operator.tokens.storetokens import by_type
@@ -83,13 +85,13 @@ class TokenSecrets:
         except TemplateRenderError as e:  # nothing written: the last good Secret stays
             return write_failure(spec, app.name, e, now)
         try:
-            written = await self.store.write(
-                desired, app.uid, blind=not verify, last_written=app.secret.body
-            )
+            last = app.secret
+            base = written_base(last.rv, last.foreign) if last.rv is not None else None
+            written = await self.store.write(desired, app.uid, blind=not verify, last_written=base)
         except (KubeError, SecretNotOwned) as e:
             return write_failure(spec, app.name, e, now)
         if written is not None:
-            remember(app, written)
+            remember(app, written, desired)
         await self.release_old(app, spec)
         return None
 
@@ -116,24 +118,28 @@ class TokenSecrets:
         status recorded (`recorded` fingerprint) and was issued for this spec's app."""
         secret = await self.kube.get_secret(app.namespace, spec.token_secret_name(app.name))
         held = read_token_secret(secret)
-        if held is None or recorded != held.fingerprint():
+        if secret is None or held is None or recorded != held.fingerprint():
             return None
         if claim(secret, app.name)[0] is not Claim.OURS:
             return None  # relabelled or replaced while we were down: not ours to carry on
         app_id, base_url = issued_for(secret)
         if app_id != spec.app_id or base_url not in (None, spec.base_url()):
             return None  # the spec names another app now (changed while we were down)
-        remember(app, secret)
+        desired = build_token_secret(
+            namespace=app.namespace,
+            larkapp_name=app.name,
+            larkapp_uid=app.uid,
+            spec=spec,
+            tokens=held,
+        )
+        remember(app, secret, desired)
         return held
 
 
-def remember(app: App, secret: Mapping[str, Any] | None) -> None:
-    """Keep the Secret as written, without managedFields (a third of a Secret's JSON: a PUT
-    that carries none keeps the server's, and 5,000 copies of it add up)."""
-    if secret:
-        meta = {k: v for k, v in (secret.get("metadata") or {}).items() if k != "managedFields"}
-        app.secret.body = {**secret, "metadata": meta}
-    else:
-        app.secret.body = None
-    app.secret.rv = (secret or {}).get("metadata", {}).get("resourceVersion")
-    app.secret.serving = by_type(served_expiry(secret))
+def remember(app: App, secret: Mapping[str, Any], desired: Mapping[str, Any]) -> None:
+    """Keep what the next write after a refresh needs of the Secret as written or
+    verified: its resourceVersion and what others added to it (`foreign_part`), not the
+    Secret (10,000 copies of it added up), and the expiry of the tokens it serves."""
+    app.secret.rv = (secret.get("metadata") or {}).get("resourceVersion")
+    app.secret.foreign = foreign_part(secret, desired)
+    app.secret.serving = by_type(served_expiry(secret))  # a templated one: from annotations

@@ -26,7 +26,9 @@ from lark_operator.vocabulary.timefmt import rfc3339
 
 C, R = ConditionType, Reason  # short names for the tables below
 # TokenReady reasons that make a LarkApp without a credentials problem fail or degrade.
-_TOKEN_PROBLEMS = frozenset({R.EXPIRED, R.REFRESH_FAILED, R.SECRET_NOT_OWNED, R.TEMPLATE_ERROR})
+_TOKEN_PROBLEMS = frozenset(
+    {R.EXPIRED, R.REFRESH_FAILED, R.SECRET_NOT_OWNED, R.TEMPLATE_ERROR, R.REFRESH_CAPACITY_EXCEEDED}
+)
 # lastError reasons that say the target does not get the token, whatever token is held.
 _TARGET_REFUSED = frozenset({R.SECRET_NOT_OWNED, R.TEMPLATE_ERROR})
 
@@ -72,6 +74,13 @@ def _token_condition(obs: Observed) -> Condition:
             f"{rfc3339(t.expires_at)}."
         )
         return _condition(C.TOKEN_READY, "True", R.REFRESH_FAILED, message, g)
+    if t.at_risk is not None:
+        message = (
+            f"Token in Secret {t.secret_name} is valid until {rfc3339(t.expires_at)}, but the "
+            "operator is refreshing more tokens than it can: at its measured capacity this "
+            f"one's refresh is projected for {rfc3339(t.at_risk)}, after it expires."
+        )
+        return _condition(C.TOKEN_READY, "True", R.REFRESH_CAPACITY_EXCEEDED, message, g)
     message = f"Token in Secret {t.secret_name}, valid until {rfc3339(t.expires_at)}."
     return _condition(C.TOKEN_READY, "True", R.REFRESHED if t.renewed else R.ISSUED, message, g)
 

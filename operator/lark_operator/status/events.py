@@ -104,6 +104,9 @@ def _token_events(
     if reason == R.TEMPLATE_ERROR:
         message = f"{tok['message']} Hint: {hint_for(R.TEMPLATE_ERROR)}"
         return [EventSpec("Warning", E.TEMPLATE_ERROR, message)]
+    if reason == R.REFRESH_CAPACITY_EXCEEDED:
+        message = f"{tok['message']} Hint: {hint_for(R.REFRESH_CAPACITY_EXCEEDED)}"
+        return [EventSpec("Warning", E.REFRESH_CAPACITY_EXCEEDED, message)]
     if reason == R.ISSUED or (reason == R.REFRESHED and before.get("reason") != R.ISSUED):
         # the first token, or back from a failure; not the routine Issued -> Refreshed
         t = new.get("token") or {}

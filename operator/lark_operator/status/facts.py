@@ -27,6 +27,8 @@ class TokenFacts:
     next_refresh_at: float | None
     fingerprint: str
     renewed: bool  # a token was replaced at least once (Refreshed vs Issued)
+    # When the operator's capacity plan projects its refresh, if after expiry (None: fine).
+    at_risk: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

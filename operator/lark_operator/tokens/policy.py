@@ -12,13 +12,19 @@ from collections.abc import Callable
 from lark_operator.openplatform import ErrorKind, backoff_delay
 
 
-def max_lead(renew_before: float, jitter: float, lifetime: float | None = None) -> float:
-    """The longest a refresh may come before expiry. Clamped to 29m, so that it falls in
-    the platform's 30-minute re-issue window (earlier, the platform hands back the same
-    token), and to 90% of the token's lifetime, so that a token shorter-lived than
-    renewBefore (an odd platform, or a scaled emulator) is not refreshed in a hot loop."""
-    lead = min(renew_before * (1.0 + jitter), 29 * 60.0)
+def earliest_lead(lifetime: float | None = None) -> float:
+    """The longest before expiry a refresh still gets a new token: 29m, inside the
+    platform's 30-minute re-issue window (earlier, the platform hands back the same token),
+    and at most 90% of the token's lifetime, so that a token shorter-lived than that (an
+    odd platform, or a scaled emulator) is not refreshed in a hot loop."""
+    lead = 29 * 60.0
     return min(lead, 0.9 * lifetime) if lifetime else lead
+
+
+def max_lead(renew_before: float, jitter: float, lifetime: float | None = None) -> float:
+    """The longest a refresh may come before expiry by its own schedule: renewBefore plus
+    its full jitter, within `earliest_lead`."""
+    return min(renew_before * (1.0 + jitter), earliest_lead(lifetime))
 
 
 def next_refresh_at(

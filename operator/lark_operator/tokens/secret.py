@@ -12,6 +12,7 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from lark_operator.models import LarkAppSpec
@@ -55,7 +56,7 @@ class HeldTokens:
     def __repr__(self) -> str:
         return f"HeldTokens(types={sorted(self.values)}, expires_at={dict(self.expires_at)})"
 
-    @property
+    @cached_property  # read for every LarkApp once a second by the capacity plan
     def earliest_expiry(self) -> float:
         return min(self.expires_at.values())
 
@@ -300,8 +301,9 @@ def merge_secret(
     the resourceVersion (optimistic concurrency). Another LarkApp's owner reference is
     dropped: a live one was refused before writing (SecretClaimed), so it is stale, and
     kept it would take the Secret with it to the garbage collector."""
-    meta = dict(actual.get("metadata") or {})
     d_meta = desired["metadata"]
+    meta = {**(actual.get("metadata") or {}), "name": d_meta["name"]}
+    meta["namespace"] = d_meta["namespace"]
     meta["labels"] = {**(meta.get("labels") or {}), **d_meta["labels"]}
     meta["annotations"] = {**(meta.get("annotations") or {}), **d_meta["annotations"]}
     for ours in (TEMPLATED_ANNOTATION, *EXPIRES_ANNOTATIONS.values()):
@@ -327,3 +329,63 @@ def merge_secret(
     if templated(actual) or templated(desired):
         data = dict(desired["data"])  # exactly the template's keys (or back to ours)
     return {**desired, "metadata": meta, "data": data}
+
+
+# Metadata the operator sets itself, or the apiserver does, on every write.
+_OWN_METADATA = frozenset(
+    {
+        "name",
+        "namespace",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "managedFields",
+    }
+)
+
+
+def foreign_part(secret: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What of `secret` (as the apiserver holds it) the operator did not put there from
+    `desired`: others' labels, annotations, owner references, finalizers, data keys, other
+    fields. None when there is none, the usual case. With the resourceVersion that is all a
+    blind write on top of it needs (`written_base`): the rest is built again each time."""
+    meta, d_meta = secret.get("metadata") or {}, desired["metadata"]
+    out_meta = {k: v for k, v in meta.items() if k not in _OWN_METADATA}
+    for field in ("labels", "annotations"):
+        mine = d_meta.get(field) or {}
+        theirs = {k: v for k, v in (meta.get(field) or {}).items() if k not in mine}
+        if theirs:
+            out_meta[field] = theirs
+    mine_owners = {o["uid"] for o in d_meta.get("ownerReferences") or []}
+    owners = [o for o in meta.get("ownerReferences") or [] if o.get("uid") not in mine_owners]
+    if owners:
+        out_meta["ownerReferences"] = owners
+    out: dict[str, Any] = {
+        k: v for k, v in secret.items() if k not in ("apiVersion", "kind", "metadata", "data")
+    }
+    if out.get("type", "Opaque") == "Opaque":
+        out.pop("type", None)  # kept otherwise: a templated type decides if a PUT may go blind
+    # Not a token key of ours either (a type or tenant no longer kept): merge_secret drops
+    # those, and the copy holds no token.
+    ours = set(desired["data"]) | set(TOKEN_KEYS.values())
+    data = {
+        k: v
+        for k, v in (secret.get("data") or {}).items()
+        if k not in ours and not storetokens.is_store_key(k)
+    }
+    if data:
+        out["data"] = data
+    if out_meta:
+        out["metadata"] = out_meta
+    return out or None
+
+
+def written_base(rv: str, foreign: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The Secret `merge_secret` writes over after a refresh: what others added to it as of
+    the last write (`foreign_part`), at that write's resourceVersion."""
+    base = dict(foreign or {})
+    base["metadata"] = {**(base.get("metadata") or {}), "resourceVersion": rv}
+    return base

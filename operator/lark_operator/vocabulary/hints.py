@@ -58,6 +58,10 @@ HINTS: dict[Reason, str] = {
     R.TEMPLATE_ERROR: "spec.target.template does not render for the key named in the message "
     "(a syntax error, an unknown variable, a construct the sandbox refuses): fix it; the token "
     "Secret keeps its last good content meanwhile.",
+    R.REFRESH_CAPACITY_EXCEEDED: "The operator has more LarkApps than it can refresh before "
+    "their tokens expire, and this token is projected to lapse (lark_service_refresh_shortfall"
+    "). Nothing is wrong with this LarkApp: the operator's admin splits LarkApps over more "
+    "releases by namespace or removes what throttles it (docs/scaling.md).",
     R.EXPIRED: "The token in the Secret has expired and could not be renewed: fix the cause in "
     "lastError; workloads are failing authentication now.",
     R.SUSPENDED: "spec.suspend is true: set it to false to resume refreshing and probing.",

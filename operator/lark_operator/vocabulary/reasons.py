@@ -56,6 +56,8 @@ class Reason(StrEnum):
     ENABLED = "Enabled"
     WORKLOAD_NOT_FOUND = "WorkloadNotFound"
     ROLLOUT_FAILED = "RolloutFailed"
+    # the token is valid, but the operator cannot refresh it before it expires
+    REFRESH_CAPACITY_EXCEEDED = "RefreshCapacityExceeded"
     # AppAvailable
     AVAILABLE = "Available"
     LICENSE_EXPIRED = "LicenseExpired"
@@ -129,6 +131,7 @@ class EventReason(StrEnum):
     TOKEN_REFRESH_FAILED = "TokenRefreshFailed"
     TOKEN_EXPIRED = "TokenExpired"
     SECRET_NOT_OWNED = "SecretNotOwned"
+    REFRESH_CAPACITY_EXCEEDED = "RefreshCapacityExceeded"
     PROBE_FAILED = "ProbeFailed"
     PROBE_RECOVERED = "ProbeRecovered"
     TEMPLATE_ERROR = "TemplateError"

@@ -213,6 +213,8 @@ async def test_a_refused_larkapp_with_rollouts_due_does_not_spin() -> None:
         {**_cluster({"names": ["b"]}), "metadata": {"name": "shared", "generation": 2}}
     )
     clock.now = max(app.rollout.due.values()) + 1  # the rollout is due now
+    entry = ctl.scheduler._entries[("a", "app")]
+    entry.done_seq = entry.seq  # the scheduler starts the run the change asked for
     await ctl.reconcile(app)
     assert _cred(ctl, "a") == "NotAllowed"
     assert kube.workload_patches == []

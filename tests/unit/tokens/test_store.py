@@ -12,7 +12,12 @@ import pytest
 
 from lark_operator.kube import KubeError
 from lark_operator.models import LarkAppSpec
-from lark_operator.tokens.secret import HeldTokens, build_token_secret
+from lark_operator.tokens.secret import (
+    HeldTokens,
+    build_token_secret,
+    foreign_part,
+    written_base,
+)
 from lark_operator.tokens.store import SecretNotOwned, TokenSecretStore
 from tests.unit.fakes import FakeKube
 
@@ -37,6 +42,8 @@ class Kube(FakeKube):
 
     async def replace_secret(self, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("PUT")
+        if (body["metadata"].get("namespace"), body["metadata"].get("name")) != (ns, name):
+            raise KubeError(400, "the name of the object was undeterminable", "BadRequest")
         live = self.secrets.get((ns, name))
         if live is None:
             raise KubeError(404, "not found", "NotFound")
@@ -244,3 +251,33 @@ def test_a_new_template_type_replaces_our_secret_and_only_ours() -> None:
     }
     assert deleted == [first["metadata"]["resourceVersion"]]
     assert kube.calls[1:] == ["GET", "POST"]  # no blind PUT the apiserver would refuse
+
+
+def test_a_blind_write_from_the_compact_copy_keeps_what_others_added() -> None:
+    """The reconciler keeps only the resourceVersion and the foreign part of what it wrote
+    (tokens/secret.py foreign_part), not the Secret: the next write is still one PUT, and
+    keeps others' label, annotation, finalizer and data key."""
+    kube = Kube()
+    store = TokenSecretStore(kube)
+    first = run(store.write(desired("t-1"), "uid-1", blind=True))
+    assert foreign_part(first, desired("t-1")) is None  # ours alone: nothing to keep
+    meta = first["metadata"]
+    edited = copy.deepcopy(first)
+    edited["metadata"]["labels"]["team"] = "pay"
+    edited["metadata"]["annotations"]["note"] = "keep"
+    edited["metadata"]["finalizers"] = ["example.com/hold"]
+    edited["data"]["extra"] = "eA=="
+    seen = run(kube.replace_secret("ns", NAME, edited))  # e.g. the repair read it back
+    foreign = foreign_part(seen, desired("t-1"))
+    assert foreign is not None
+    assert desired("t-1")["data"]["tenant_access_token"] not in repr(foreign)  # no token
+    kube.calls.clear()
+    base = written_base(seen["metadata"]["resourceVersion"], foreign)
+    written = run(store.write(desired("t-2"), "uid-1", blind=True, last_written=base))
+    assert kube.calls == ["PUT"]
+    assert written["data"]["tenant_access_token"] == desired("t-2")["data"]["tenant_access_token"]
+    assert written["data"]["extra"] == "eA=="
+    assert written["metadata"]["labels"]["team"] == "pay"
+    assert written["metadata"]["annotations"]["note"] == "keep"
+    assert written["metadata"]["finalizers"] == ["example.com/hold"]
+    assert written["metadata"]["ownerReferences"] == meta["ownerReferences"]

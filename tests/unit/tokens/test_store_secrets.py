@@ -7,7 +7,13 @@ import base64
 
 from lark_operator.models import LarkAppSpec
 from lark_operator.tokens import ticketsecret
-from lark_operator.tokens.secret import build_token_secret, drift, merge_secret, read_token_secret
+from lark_operator.tokens.secret import (
+    build_token_secret,
+    drift,
+    foreign_part,
+    merge_secret,
+    read_token_secret,
+)
 from lark_operator.tokens.storetokens import by_type
 from lark_operator.tokens.ticketsecret import StoreRecord
 
@@ -75,6 +81,24 @@ def test_a_tenant_gone_leaves_the_secret_on_the_next_write() -> None:
     merged = merge_secret(before, after, "u")
     assert "tenant_access_token.t2" not in merged["data"] and "expires_at.t2" not in merged["data"]
     assert not drift(merged, after)
+
+
+def test_the_compact_copy_keeps_no_token_of_a_tenant_gone() -> None:
+    """What the reconciler keeps of a written Secret (foreign_part) is others' additions,
+    never a token: a tenant's keys no longer wanted are the operator's, dropped on write."""
+    before = build_token_secret(
+        namespace="ns",
+        larkapp_name="shop",
+        larkapp_uid="u",
+        spec=SPEC,
+        tokens=held({"t1": 3000.0, "t2": 4000.0}),
+    )
+    before["data"]["extra"] = b64("theirs")
+    after = build_token_secret(
+        namespace="ns", larkapp_name="shop", larkapp_uid="u", spec=SPEC, tokens=held({"t1": 3000.0})
+    )
+    foreign = foreign_part(before, after)
+    assert foreign is not None and foreign["data"] == {"extra": b64("theirs")}
 
 
 def test_ticket_secret_round_trip_and_refusals() -> None:
