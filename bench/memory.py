@@ -31,6 +31,7 @@ from run import (
     ReadyWatcher,
     client,
     config,
+    larkapp_body,
     log,
     proc_stats,
     reissue_window,
@@ -124,17 +125,7 @@ def main() -> int:
         watcher.start()
 
         def create(i: int) -> None:
-            body = {
-                "apiVersion": "larkservice.io/v1alpha1",
-                "kind": "LarkApp",
-                "metadata": {"name": f"la-{i:05d}"},
-                "spec": {
-                    "appId": f"cli_bench{i % apps:05d}",
-                    "appSecretRef": {"name": f"app-{i % apps:05d}"},
-                    "domain": emu.url,
-                    "refresh": {"renewBefore": "1m", "jitter": 0.1},
-                },
-            }
+            body = larkapp_body(i, apps, emu.url)
             custom.create_namespaced_custom_object(
                 "larkservice.io", "v1alpha1", NS, "larkapps", body
             )

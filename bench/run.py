@@ -232,6 +232,21 @@ def reissue_window(ttl: int) -> int:
     return ttl - 10
 
 
+def larkapp_body(i: int, apps: int, domain: str) -> dict[str, Any]:
+    """LarkApp number i of the bench: app i mod `apps`, renewing a minute before expiry."""
+    return {
+        "apiVersion": "larkservice.io/v1alpha1",
+        "kind": "LarkApp",
+        "metadata": {"name": f"la-{i:05d}"},
+        "spec": {
+            "appId": f"cli_bench{i % apps:05d}",
+            "appSecretRef": {"name": f"app-{i % apps:05d}"},
+            "domain": domain,
+            "refresh": {"renewBefore": "1m", "jitter": 0.1},
+        },
+    }
+
+
 def start_operator(
     design: str,
     work: Path,
@@ -358,17 +373,7 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
         rss_watch.start()
 
         def create(i: int) -> None:
-            body = {
-                "apiVersion": "larkservice.io/v1alpha1",
-                "kind": "LarkApp",
-                "metadata": {"name": f"la-{i:05d}"},
-                "spec": {
-                    "appId": f"cli_bench{i % apps:05d}",
-                    "appSecretRef": {"name": f"app-{i % apps:05d}"},
-                    "domain": emu.url,
-                    "refresh": {"renewBefore": "1m", "jitter": 0.1},
-                },
-            }
+            body = larkapp_body(i, apps, emu.url)
             t = time.time()
             custom.create_namespaced_custom_object(
                 "larkservice.io", "v1alpha1", NS, "larkapps", body

@@ -233,6 +233,7 @@ class ClusterApps:
                 force=False,
                 now=now,
                 request_id=rid,
+                held_until=c.token.held.earliest_expiry if c.token.held else None,
             )
             c.token = refresh.apply(
                 c.token, outcome, spec=spec, settings=self.settings, now=now, rng=self.rng
