@@ -33,7 +33,10 @@ def _get(op: Any, path: str) -> tuple[int, dict[str, Any]]:
 def test_an_acting_replica_is_live_and_ready_once_its_watch_is_listed(env_factory: Any) -> None:
     env = env_factory({"cli_probes01": "probe-endpoint-secret-1"})
     _, ready = eventually(lambda: (s := _get(env.op, "/readyz"))[0] == 200 and s, 20)
-    assert ready["ready"] is True and ready["watches"] == {"secrets": "watching"}
+    # Every watch listed: the Secrets, and the namespaces' labels (ClusterLarkApp selectors).
+    assert ready["ready"] is True and ready["watches"]["secrets"] == "watching"
+    assert set(ready["watches"]) >= {"secrets", "namespaces"}
+    assert set(ready["watches"].values()) == {"watching"}
     assert _get(env.op, "/livez") == (200, {"live": True, "role": "standalone", "scheduler": "ok"})
 
 
