@@ -68,6 +68,7 @@ class ReadyTimes(threading.Thread):
                     VERSION,
                     "larkapps",
                     timeout_seconds=30,
+                    _request_timeout=60,  # a watch hung after a 504 must not go unseen
                 )
                 for ev in stream:
                     obj, now = ev["object"], time.time()

@@ -154,6 +154,9 @@ class ReadyWatcher(threading.Thread):
                     NS,
                     "larkapps",
                     timeout_seconds=30,
+                    # A client-side limit too: under load a watch answered 504 once hung for
+                    # good, and every Ready after it went unseen.
+                    _request_timeout=60,
                 ):
                     obj = ev["object"]
                     name = obj["metadata"]["name"]
