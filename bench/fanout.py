@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from kubernetes import client, config, watch
-from run import PeakRss, apiserver_writes, log, pct, proc_stats  # bench/run.py, beside this
+from run import (  # bench/run.py, beside this
+    PeakRss,
+    apiserver_writes,
+    log,
+    pct,
+    proc_stats,
+    token_calls,
+)
 from tests.helpers.procs import SCRIPT, Emulator, Proc, http_json
 
 from lark_devenv.controlplane import ControlPlane, free_port
@@ -224,7 +231,7 @@ def run_scenario(larkapps: int, apps: int, args: argparse.Namespace, work: Path)
         # over the first half of renewBefore) are done.
         time.sleep(60 / 2 + 5)
         window = args.cycles * (args.ttl - 60 * 1.05)
-        w0, c0 = apiserver_writes(cp), emu.calls()["total"]
+        w0, c0, tc0 = apiserver_writes(cp), emu.calls()["total"], token_calls(emu)
         _, cpu0 = proc_stats(op.proc.pid)
         worst, end = float("-inf"), time.time() + window
         while time.time() < end and op.alive():
@@ -238,6 +245,8 @@ def run_scenario(larkapps: int, apps: int, args: argparse.Namespace, work: Path)
             cycles=args.cycles,
             upstream_calls_per_cycle=round((c1 - c0) / args.cycles, 1),
             upstream_calls_per_app_per_cycle=round((c1 - c0) / args.cycles / apps, 2),
+            # token calls only (AppAvailable adds one bot/v3/info per app per cycle)
+            token_calls_per_app_per_cycle=round((token_calls(emu) - tc0) / args.cycles / apps, 2),
             writes_per_larkapp_per_cycle=round(
                 sum(v for k, v in writes.items() if k not in ("leases", "deployments")) / per, 2
             ),
@@ -277,7 +286,8 @@ ROWS = [
     ("create->Ready p99 (s)", "ready_p99"),
     ("all Ready after (s)", "all_ready_seconds"),
     ("upstream calls / cycle", "upstream_calls_per_cycle"),
-    ("upstream calls / app / cycle [1]", "upstream_calls_per_app_per_cycle"),
+    ("upstream calls / app / cycle", "upstream_calls_per_app_per_cycle"),
+    ("token calls / app / cycle [1]", "token_calls_per_app_per_cycle"),
     ("apiserver writes / LarkApp / cycle [<=2]", "writes_per_larkapp_per_cycle"),
     ("rollout patches / rolled LarkApp / cycle", "rollout_patches_per_rolled_larkapp_per_cycle"),
     ("operator RSS peak (MiB)", "rss_mib_peak"),

@@ -235,6 +235,12 @@ def reissue_window(ttl: int) -> int:
     return ttl - 10
 
 
+def token_calls(emu: Emulator) -> int:
+    """Token endpoint calls the emulator has answered, all apps (not bot/v3/info)."""
+    apps = emu.calls().get("apps", {})
+    return sum(n for per in apps.values() for path, n in per.items() if "access_token" in path)
+
+
 def larkapp_body(i: int, apps: int, domain: str) -> dict[str, Any]:
     """LarkApp number i of the bench: app i mod `apps`, renewing a minute before expiry."""
     return {
@@ -439,7 +445,7 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
         # Steady state: several refresh cycles.
         cycle = args.ttl - 60 * 1.05
         window = args.cycles * cycle
-        w0, c0 = apiserver_writes(cp), emu.calls()["total"]
+        w0, c0, t0_calls = apiserver_writes(cp), emu.calls()["total"], token_calls(emu)
         rss0, cpu0 = proc_stats(op.proc.pid)  # type: ignore[union-attr]
         worst_late, rss_peak, lag_peak, samples = 0.0, rss0, 0.0, 0
         end, scraped = time.time() + window, 0.0
@@ -469,6 +475,10 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
             window_seconds=round(window),
             cycles=args.cycles,
             upstream_calls_per_cycle=round((c1 - c0) / args.cycles, 1),
+            # token calls only (ours also asks bot/v3/info once per app per cycle: AppAvailable)
+            token_calls_per_app_per_cycle=round(
+                (token_calls(emu) - t0_calls) / args.cycles / apps, 2
+            ),
             # the apiserver's own Lease renewals are not the operator's doing
             apiserver_writes_per_app_per_cycle=round(
                 sum(v for k, v in writes.items() if k != "leases") / n / args.cycles, 2
@@ -530,6 +540,7 @@ ROWS = [
     ("operator RSS peak (MiB)", "rss_mib_peak"),
     ("operator CPU in window (s)", "cpu_seconds_window"),
     ("upstream calls / cycle", "upstream_calls_per_cycle"),
+    ("token calls / app / cycle [1]", "token_calls_per_app_per_cycle"),
     ("apiserver writes / app / cycle", "apiserver_writes_per_app_per_cycle"),
     ("worst token lateness (s)", "worst_token_lateness_seconds"),
     ("event-loop lag max (s)", "event_loop_lag_max_seconds"),
