@@ -124,12 +124,9 @@ class Reconciler:
         await self.scheduler.stop()
 
     def health(self) -> dict[str, Any]:
-        return {
-            **self.scheduler.health(),
-            "larkapps": len(self.registry.apps),
-            "clusterlarkapps": len(self.clusters.apps),
-            "refreshCapacity": round(self.planner.throughput.rate, 1),
-        }
+        counts = {"larkapps": len(self.registry.apps), "clusterlarkapps": len(self.clusters.apps)}
+        rate = round(self.planner.throughput.rate, 1)
+        return {**self.scheduler.health(), **counts, "refreshCapacity": rate}
 
     # --- what kopf reports --------------------------------------------------------------
     def observe(self, body: Mapping[str, Any], refresh_request: str | None = None) -> None:
@@ -357,16 +354,14 @@ class Reconciler:
         """bot/v3/info with a tenant token held (none held: nothing to ask with), in a task
         of its own: a slow answer never holds up a refresh or a status write. The result
         is published when it changes."""
-        token = availability.tenant_token(app.token.held)
-        if token is None or app.removed or app.key in self._availability:
-            return
+        token, app_id = availability.tenant_token(app.token.held), spec.app_id
+        if token is None or app_id is None or app.removed or app.key in self._availability:
+            return  # nothing to ask with, or a ClusterLarkApp not resolved: none to ask about
         try:
             base_url = resolve_base_url(spec.domain, self.settings.allowed_base_urls)
         except CredentialError:
             return
-        rid, app_id = current_context().get("request_id"), spec.app_id
-        if app_id is None:
-            return  # a LarkApp whose ClusterLarkApp is not resolved: none to ask about
+        rid = current_context().get("request_id")
 
         async def check() -> None:
             try:
