@@ -239,7 +239,7 @@ class ClusterApps:
                 c.token, outcome, spec=spec, settings=self.settings, now=now, rng=self.rng
             )
             c.token = _keep_recorded(c.token, recorded, now)
-            self.publisher.outcome(before, c.token, outcome)
+            self.publisher.outcome(before, c.token, outcome, now)
         if _seen(before) != _seen(c.token):
             self._wake_users(c, only_allowed=True)
         await self.publish(c)

@@ -148,11 +148,13 @@ class Publisher:
         metrics.forget_probes(app.namespace, app.name, dep)
 
     # --- how a refresh went ----------------------------------------------------------------------
-    def outcome(self, before: TokenState, after: TokenState, outcome: Outcome) -> None:
-        """Count and log a refresh (the reconcile's log context names the LarkApp)."""
+    def outcome(self, before: TokenState, after: TokenState, outcome: Outcome, at: float) -> None:
+        """Count and log a refresh (the reconcile's log context names the LarkApp). `at`: the
+        time the refresh planned from, so the log gives the delay it chose, not what is left
+        of it by now (a loaded loop would print 0.9 s for a 1 s floor)."""
         if isinstance(outcome, Failed):
             metrics.TOKEN_REFRESHES.labels("failure").inc()
-            err, now = outcome.error, self.clock()
+            err, now = outcome.error, at
             delay = (after.next_refresh_at or now) - now
             # An on-call engineer greps ERROR (the old guides): a failure that leaves
             # workloads without a valid token, now or before the next try, is one.

@@ -422,7 +422,7 @@ class Reconciler:
         )
         if isinstance(outcome, Failed) and outcome.error.reason in WRITE_FAILURES:
             app.write_failed = True
-        self.publisher.outcome(before, app.token, outcome)
+        self.publisher.outcome(before, app.token, outcome, now)
 
     async def _mark_refresh_handled(self, app: App) -> None:
         """Record that a `kubectl lark refresh` request was acted on (success or not)."""

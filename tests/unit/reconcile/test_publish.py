@@ -10,8 +10,14 @@ from typing import Any
 
 from lark_operator import metrics
 from lark_operator.openplatform import OpenPlatformError
+from lark_operator.openplatform.errors import ErrorKind
+from lark_operator.reconcile.publish import Publisher
 from lark_operator.reconcile.reconciler import Reconciler
+from lark_operator.reconcile.refresh import Failed
+from lark_operator.reconcile.state import TokenState
 from lark_operator.settings import Settings
+from lark_operator.status.facts import ErrorFacts
+from lark_operator.vocabulary.reasons import Reason
 from tests.helpers.clock import Clock
 from tests.unit.fakes import FakeKube, ScriptedClient
 
@@ -110,3 +116,17 @@ async def test_series_through_restart_suspension_and_deletion() -> None:
     assert value("lark_service_token_expiry_timestamp_seconds", **labels, token="tenant") is None
     assert value("lark_service_consecutive_failures", **labels) is None
     assert reason(name, "Ready") == set()
+
+
+def test_failure_log_gives_the_delay_chosen_not_what_is_left_of_it(caplog: Any) -> None:
+    """The log line says the wait the retry policy chose (>= its 1 s floor), measured from
+    when it was chosen: a loop that reaches the log 0.1 s later must not print 0.9 s."""
+    clock = Clock()
+    pub = Publisher(FakeKube(), clock, probe_status_every=60)
+    at = clock()
+    after = TokenState(failures=1, next_refresh_at=at + 1.0)
+    err = ErrorFacts(Reason.UPSTREAM_UNAVAILABLE, "connection refused")
+    clock.advance(0.1)
+    with caplog.at_level("WARNING", logger="lark_operator.reconcile"):
+        pub.outcome(TokenState(), after, Failed(ErrorKind.TRANSIENT, err), at)
+    assert "next try in 1.0s" in caplog.text, caplog.text
