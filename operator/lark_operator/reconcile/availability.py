@@ -13,7 +13,9 @@ token of an app (ClusterLarkApp) checks it the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any
 
 from lark_operator.openplatform import BotInfoSource, OpenPlatformError
@@ -24,6 +26,7 @@ from lark_operator.tokens.storetokens import tenant_of
 from lark_operator.vocabulary.digests import sha256_hex
 from lark_operator.vocabulary.reasons import Reason
 
+log = logging.getLogger("lark_operator.reconcile")
 R = Reason
 MAX_REMEMBERED = 10_000  # answers kept (per token); beyond that the memory starts over
 BY_STATUS: dict[int, tuple[Reason, str]] = {
@@ -110,3 +113,37 @@ class Checker:
             self._seen.clear()
         self._seen[key] = facts
         return facts
+
+
+class InFlight:
+    """At most one question per key at a time, each in a task of its own: a slow answer never
+    holds up a refresh or a status write. `answered` is called with each answer; a failure
+    is logged by its type only (never its text, which may carry a URL or a token)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[Hashable, asyncio.Future[None]] = {}
+
+    def ask(
+        self,
+        key: Hashable,
+        question: Callable[[], Awaitable[AvailabilityFacts]],
+        answered: Callable[[AvailabilityFacts], None],
+    ) -> None:
+        if key in self._tasks:
+            return
+
+        async def one() -> None:
+            try:
+                facts = await question()
+            except Exception as e:  # never let it take the reconciler down
+                log.warning("availability check failed: %s", type(e).__name__)
+                return
+            finally:
+                self._tasks.pop(key, None)
+            answered(facts)
+
+        self._tasks[key] = asyncio.ensure_future(one())
+
+    def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()

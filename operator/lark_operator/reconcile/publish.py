@@ -75,6 +75,7 @@ class Publisher:
         pub = app.published
         async with pub.lock:
             new = build_status(self.observed(app), pub.status).to_dict()
+            pub.availability = app.availability
             patch = status_patch(new, pub.status)
             if patch is None:
                 if live:

@@ -56,8 +56,9 @@ from lark_operator.reconcile.state import App, Key, Work
 from lark_operator.reconcile.tickets import TicketBook
 from lark_operator.reconcile.tokensecret import TokenSecrets, target_refused, write_failure
 from lark_operator.settings import Settings
-from lark_operator.status.facts import Credentials
+from lark_operator.status.facts import AvailabilityFacts, Credentials
 from lark_operator.tokens import policy
+from lark_operator.tokens.secret import HeldTokens
 from lark_operator.tokens.store import SecretNotOwned
 from lark_operator.vocabulary.dependencies import Dependency
 from lark_operator.vocabulary.names import REFRESH_HANDLED_ANNOTATION
@@ -82,8 +83,7 @@ class Reconciler:
     ):
         self.kube, self.client, self.settings = kube, client, settings
         self.tickets = tickets
-        self._availability: dict[Key, asyncio.Future[None]] = {}
-        self.availability = availability.Checker(client)
+        self.availability, self.asking = availability.Checker(client), availability.InFlight()
         if tickets is not None:
             tickets.listeners.append(self.store_changed)
         self.clock, self.rng = clock, rng
@@ -117,8 +117,7 @@ class Reconciler:
         await self.planner.start()
 
     async def stop(self) -> None:
-        for task in list(self._availability.values()):
-            task.cancel()
+        self.asking.stop()
         await self.clusters.stop()
         await self.planner.stop()
         await self.scheduler.stop()
@@ -251,7 +250,7 @@ class Reconciler:
         effective = self.follow.effective(app, spec)
         if action is not Action.SUSPEND and effective is not None:
             if app.availability is None:  # once after a start, then once per refresh
-                await self._check_availability(app, effective)
+                self._check_availability(app, effective, app.token.held)
         rolling = effective if action is not Action.SUSPEND else None
         if rolling:
             self.rollouts.plan(app, rolling)
@@ -267,6 +266,8 @@ class Reconciler:
         if wake is not None:
             deadline = wake_deadline(app.token, wake, spec.refresh.renew_before_seconds)
             self.scheduler.at(app.key, wake, deadline=deadline)
+        if app.availability != app.published.availability and not app.removed:
+            self.scheduler.now(app.key)  # answered during the status write: publish it
         return action
 
     # --- the steps --------------------------------------------------------------------------
@@ -335,6 +336,9 @@ class Reconciler:
                 held_until=app.token.held.earliest_expiry if app.token.held else None,
             )
         if isinstance(outcome, Issued):
+            # Availability is asked with the new token while the Secret is written, so its
+            # answer is usually in this reconcile's status write, not a second one.
+            self._check_availability(app, spec, outcome.tokens, fresh=force)
             # The Secret first: until it holds the new token, status keeps describing the
             # old one (which is what workloads read).
             failed = await self.secrets.write(app, spec, outcome.tokens, verify=False, now=now)
@@ -342,42 +346,33 @@ class Reconciler:
                 valid = Credentials(Reason.VALID, f"App {spec.app_id} authenticated.")
                 digest = outcome.app_secret_digest
                 outcome = dataclasses.replace(failed, credentials=valid, app_secret_digest=digest)
-            else:
-                self._apply(app, spec, outcome, now)
-                await self._check_availability(app, spec, fresh=force)
-                return
         self._apply(app, spec, outcome, now)
 
-    async def _check_availability(
-        self, app: App, spec: LarkAppSpec, *, fresh: bool = False
+    def _check_availability(
+        self, app: App, spec: LarkAppSpec, held: HeldTokens | None, *, fresh: bool = False
     ) -> None:
-        """bot/v3/info with a tenant token held (none held: nothing to ask with), in a task
-        of its own: a slow answer never holds up a refresh or a status write. The result
-        is published when it changes."""
-        token, app_id = availability.tenant_token(app.token.held), spec.app_id
-        if token is None or app_id is None or app.removed or app.key in self._availability:
+        """bot/v3/info with a tenant token of `held` (none: nothing to ask with)."""
+        token, app_id = availability.tenant_token(held), spec.app_id
+        if token is None or app_id is None or app.removed:
             return  # nothing to ask with, or a ClusterLarkApp not resolved: none to ask about
         try:
             base_url = resolve_base_url(spec.domain, self.settings.allowed_base_urls)
         except CredentialError:
             return
         rid = current_context().get("request_id")
+        self.asking.ask(
+            app.key,
+            lambda: self.availability.check(base_url, token, app_id, fresh=fresh, request_id=rid),
+            lambda facts: self._available(app, facts),
+        )
 
-        async def check() -> None:
-            try:
-                facts = await self.availability.check(
-                    base_url, token, app_id, fresh=fresh, request_id=rid
-                )
-            except Exception as e:  # never let it take the reconciler down
-                log.warning("availability check failed: %s", type(e).__name__)
-                return
-            finally:
-                self._availability.pop(app.key, None)
-            if facts != app.availability and self.registry.get(app.key) is app:
-                app.availability = facts
+    def _available(self, app: App, facts: AvailabilityFacts) -> None:
+        """A changed answer is published by the reconcile in flight (its end looks), else
+        by one now."""
+        if facts != app.availability and self.registry.get(app.key) is app:
+            app.availability = facts
+            if not self.scheduler.running(app.key):
                 self.scheduler.now(app.key)
-
-        self._availability[app.key] = asyncio.ensure_future(check())
 
     async def _obtain_store(
         self, app: App, spec: LarkAppSpec, *, force: bool, now: float

@@ -83,6 +83,7 @@ class Published:
     probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # status.probes entries
     probes_written_at: dict[str, float] = field(default_factory=dict)
     phase: str | None = None  # the phase this LarkApp is counted under in metrics
+    availability: AvailabilityFacts | None = None  # what the status last built said
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
