@@ -500,20 +500,22 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
         # Restart: upstream calls in the first minute vs the apps due in it.
         op.stop()
         restart_at = time.time()
-        c_before = emu.calls()["total"]
+        c_before, t_before = emu.calls()["total"], token_calls(emu)
         due, due_apps = due_in_minute(custom, core, design, restart_at)
         op, port = start_operator(design, work, kubeconfig, emu.url, rate, f"{n}-restart", env)
         started_in = time.time() - restart_at
         # Token lateness through the restart too (the tokens due in that minute have 60-66 s
         # left when their renewal is due: a slow resume would show here), sampled for 90 s.
-        late_after, calls = 0.0, None
+        late_after, calls, tokens = 0.0, None, None
         while time.time() - restart_at < 90:
             late_after = max(late_after, token_lateness(core))
             if calls is None and time.time() - restart_at >= 60:
                 calls = emu.calls()["total"] - c_before
+                tokens = token_calls(emu) - t_before
             time.sleep(3)
         result.update(
             restart_calls_first_minute=calls,
+            restart_token_calls_first_minute=tokens,
             restart_larkapps_due_in_minute=due,
             restart_apps_due_in_minute=due_apps,
             restart_healthy_after_seconds=round(started_in, 1),
@@ -522,7 +524,7 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
         watcher.stop_flag.set()
         log(
             f"restart: {result['restart_calls_first_minute']} upstream calls in the first "
-            f"minute; {due} LarkApps of {due_apps} apps due ({apps} apps); healthy after "
+            f"minute ({tokens} for tokens); {due} LarkApps of {due_apps} apps due ({apps} apps); healthy after "
             f"{started_in:.1f}s; worst lateness {late_after:.1f}s"
         )
     finally:
@@ -549,6 +551,7 @@ ROWS = [
     ("worst token lateness (s)", "worst_token_lateness_seconds"),
     ("event-loop lag max (s)", "event_loop_lag_max_seconds"),
     ("calls in 1st min after restart", "restart_calls_first_minute"),
+    ("  of them for tokens", "restart_token_calls_first_minute"),
     ("worst token lateness, restart (s)", "restart_worst_token_lateness_seconds"),
 ]
 
