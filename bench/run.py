@@ -524,8 +524,8 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
         watcher.stop_flag.set()
         log(
             f"restart: {result['restart_calls_first_minute']} upstream calls in the first "
-            f"minute ({tokens} for tokens); {due} LarkApps of {due_apps} apps due ({apps} apps); healthy after "
-            f"{started_in:.1f}s; worst lateness {late_after:.1f}s"
+            f"minute ({tokens} for tokens); {due} LarkApps of {due_apps} apps due ({apps} "
+            f"apps); healthy after {started_in:.1f}s; worst lateness {late_after:.1f}s"
         )
     finally:
         if op:
