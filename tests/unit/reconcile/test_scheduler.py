@@ -1,6 +1,7 @@
 """The reconcile scheduler: due work waits for a slot and is served earliest deadline
-first (a creation before a refresh with slack, a refresh about to lapse before both); a
-change that arrives while a key's run is in flight is never lost; one run per key."""
+first (a creation before a refresh with slack, a refresh about to lapse before both), but
+work set off by events takes every other slot while a late wave waits (neither starves);
+a change that arrives while a key's run is in flight is never lost; one run per key."""
 
 from __future__ import annotations
 
@@ -109,5 +110,62 @@ async def test_a_later_plan_does_not_postpone_one_already_due() -> None:
     await sched.start()
     try:
         await until(lambda: runs.order == ["k"])
+    finally:
+        await sched.stop()
+
+
+async def test_a_late_refresh_wave_and_a_creation_burst_share_the_slots() -> None:
+    """Every refresh of a wave running late has a deadline already past, earlier than any
+    creation's: served by deadline alone, the burst would wait for the whole wave. Events
+    take every other slot instead, and the wave keeps the rest."""
+    runs = Runs()
+    sched = Scheduler(runs, max_concurrency=1)
+    await sched.start()
+    try:
+        now = time.time()
+        sched.now("blocker")
+        await until(lambda: runs.order == ["blocker"])
+        for i in range(6):
+            sched.at(f"refresh-{i}", now - 30, deadline=now - 20 + i)  # all overdue
+        for i in range(3):
+            sched.now(f"created-{i}")
+        await until(lambda: sched.waiting() == 9)
+        runs.gate.set()
+        await until(lambda: len(runs.order) == 10)
+        assert runs.order[1:] == [
+            "refresh-0",
+            "created-0",
+            "refresh-1",
+            "created-1",
+            "refresh-2",
+            "created-2",
+            "refresh-3",
+            "refresh-4",
+            "refresh-5",
+        ]
+    finally:
+        await sched.stop()
+
+
+async def test_an_event_during_a_run_stays_an_event() -> None:
+    """A change that arrives while its key runs is queued again, right after, as an event:
+    it does not fall behind an overdue wave for having come at the wrong moment."""
+    runs = Runs()
+    sched = Scheduler(runs, max_concurrency=2)
+    await sched.start()
+    try:
+        now = time.time()
+        sched.now("app")
+        await until(lambda: runs.order == ["app"])
+        sched.now("app")  # changed while its run is in flight (a slot is free: marked)
+        await asyncio.sleep(0.05)
+        sched.now("other")  # takes the free slot
+        await until(lambda: runs.order == ["app", "other"])
+        for i in range(3):
+            sched.at(f"refresh-{i}", now - 30, deadline=now - 20 + i)
+        await until(lambda: sched.waiting() == 3)
+        runs.gate.set()
+        await until(lambda: len(runs.order) == 6)
+        assert runs.order.index("app", 1) < runs.order.index("refresh-2"), runs.order
     finally:
         await sched.stop()
