@@ -21,6 +21,9 @@ from lark_operator.tokens import policy
 log = logging.getLogger("lark_operator.reconcile")
 
 TICK = 1.0
+# When a plan found nothing to do and nothing waits, the next comes this much later: a wave
+# is seen minutes ahead (the re-issue window), and a quiet replica spends its CPU elsewhere.
+IDLE_TICK = 5.0
 # The plan goes over every LarkApp: at most this share of the time is spent on it (at
 # 10,000 LarkApps on a busy machine a plan can take a tenth of a second; it then runs
 # every few seconds, bringing forward for that long at a time).
@@ -68,12 +71,18 @@ class RefreshPlanner:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            started = time.process_time()
+            started, result = time.process_time(), None
             try:
-                self.tick()
+                result = self.tick()
             except Exception:  # a bad plan must not stop planning
                 log.exception("refresh plan failed")
-            self._interval = max(TICK, (time.process_time() - started) / BUDGET)
+            self._interval = self.next_interval(result, time.process_time() - started)
+
+    def next_interval(self, result: Plan[Key] | None, cpu: float) -> float:
+        """Until the next plan: TICK, IDLE_TICK after a plan with nothing to do while
+        nothing waited, and longer when a plan costs more than BUDGET of the time."""
+        quiet = result is not None and not (result.start_now or result.at_risk or self._waiting)
+        return max(IDLE_TICK if quiet else TICK, cpu / BUDGET)
 
     def tick(self) -> Plan[Key]:
         now = self.clock()
@@ -102,8 +111,8 @@ class RefreshPlanner:
         for key, app in self.registry.apps.items():
             t, spec = app.token, app.spec
             held, due = t.held, t.next_refresh_at
-            if held is None or due is None or t.failures or spec is None or spec.suspend:
-                continue  # nothing to renew, or retries that follow their own schedule
+            if held is None or due is None or spec is None or spec.suspend:
+                continue  # nothing to renew
             if spec.is_store:
                 continue  # each tenant renews in its own window (storeapp.py): not movable
             if spec.app_ref is not None:
@@ -112,7 +121,11 @@ class RefreshPlanner:
             if lead is None:
                 lead = leads[t.lifetime] = policy.earliest_lead(t.lifetime)
             expires = held.earliest_expiry
-            yield Due(key, due, expires - lead, expires, key in running)
+            # A retry follows its own schedule (never brought forward: not before `due`),
+            # but it needs capacity all the same: an overloaded apiserver that fails
+            # writes must not take the LarkApps it fails out of the projected shortfall.
+            earliest = due if t.failures else expires - lead
+            yield Due(key, due, earliest, expires, key in running)
 
     def _bring_forward(self, key: Key, now: float) -> None:
         app = self.registry.get(key)
@@ -134,6 +147,8 @@ class RefreshPlanner:
             app = self.registry.get(key)
             if app is None or app.token.at_risk is not None or self._suspect[key] < CONFIRM:
                 continue
+            if app.token.failures:
+                continue  # its status says why it is failing, which comes first
             app.token.at_risk = start
             budget -= 1
             held = app.token.held

@@ -9,6 +9,7 @@ from typing import Any
 
 from lark_operator import metrics
 from lark_operator.models import LarkAppSpec
+from lark_operator.reconcile.planner import BUDGET, IDLE_TICK, TICK
 from lark_operator.reconcile.reconciler import Reconciler
 from lark_operator.settings import Settings
 from tests.helpers.clock import Clock
@@ -126,3 +127,38 @@ async def test_a_token_projected_to_lapse_says_so_before_it_does() -> None:
     conds = {c["type"]: c for c in kube.status_patches[-1][2]["conditions"]}
     assert conds["TokenReady"]["reason"] == "Refreshed"
     assert app.token.at_risk is None
+
+
+async def test_retries_count_in_the_shortfall_but_are_not_brought_forward() -> None:
+    """An apiserver too busy fails writes, and the LarkApps it fails retry on their own
+    schedule: still in the projected shortfall (or the alert would go quiet exactly when
+    it matters), never started before their retry, and their status keeps their failure."""
+    ctl, _kube, _client, clock = await wave(120, capacity=0.2)
+    expiry = clock.now + TTL
+    clock.now = expiry - 130
+    retry_at = clock.now + 20
+    for app in ctl.registry.apps.values():
+        app.token.failures, app.token.next_refresh_at = 1, retry_at
+    moved: list[tuple[str, str]] = []
+    for _ in range(3):
+        clock.now += 1
+        moved += ctl.planner.tick().start_now
+    assert value("lark_service_refresh_shortfall") > 60
+    assert not moved
+    assert all(a.token.next_refresh_at == retry_at for a in ctl.registry.apps.values())
+    assert not [a for a in ctl.registry.apps.values() if a.token.at_risk is not None]
+
+
+async def test_a_quiet_replica_plans_less_often_and_a_wave_at_once() -> None:
+    """Nothing to bring forward, nothing at risk, nothing waiting: the next plan comes
+    IDLE_TICK later. A plan with work, or a failed one, keeps the one-second tick; a plan
+    that cost more than its CPU budget spaces the next one out."""
+    ctl, _kube, _client, clock = await wave(120, capacity=1.0)
+    planner = ctl.planner
+    quiet = planner.tick()  # just issued: every refresh far off
+    assert not quiet.start_now and planner.next_interval(quiet, 0.001) == IDLE_TICK
+    clock.now += TTL - 134  # the re-issue window has opened: the wave is brought forward
+    busy = planner.tick()
+    assert busy.start_now and planner.next_interval(busy, 0.001) == TICK
+    assert planner.next_interval(None, 0.001) == TICK
+    assert planner.next_interval(quiet, 1.0) == 1.0 / BUDGET
