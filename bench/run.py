@@ -44,6 +44,11 @@ WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
 _REQ = re.compile(r"^apiserver_request_total\{([^}]*)\}\s+([0-9.e+]+)$", re.M)
 
 
+# What the last scrape() found, by metric name.
+scraped: dict[str, float] = {}
+SHORTFALL = "lark_service_refresh_shortfall"
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -72,7 +77,10 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return rss, cpu
 
 
-def scrape(port: int, name: str) -> float | None:
+def scrape(port: int, name: str, *more: str) -> float | None:
+    """The first sample of `name` on /metrics (None: none, or no answer); with `more`
+    names, their values are in `scraped` after the call (one scrape for all)."""
+    scraped.clear()
     try:
         import urllib.request
 
@@ -80,8 +88,11 @@ def scrape(port: int, name: str) -> float | None:
             text = r.read().decode()
     except OSError:
         return None
-    m = re.search(rf"^{name}(?:{{[^}}]*}})?\s+([0-9.e+-]+)$", text, re.M)
-    return float(m.group(1)) if m else None
+    for n in (name, *more):
+        m = re.search(rf"^{n}(?:{{[^}}]*}})?\s+([0-9.e+-]+)$", text, re.M)
+        if m:
+            scraped[n] = float(m.group(1))
+    return scraped.get(name)
 
 
 def histograms(port: int) -> dict[str, dict[str, float]]:
@@ -139,7 +150,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 class ReadyWatcher(threading.Thread):
-    """Records the first moment each LarkApp reports Ready=True."""
+    """Records the first moment each LarkApp reports Ready=True. Each new watch resumes
+    from the last resourceVersion seen: a watch started afresh replays every LarkApp
+    first, and at 10,000 that replay outlasted the watch's timeout, so the newest
+    LarkApps (a burst: the last names) were never reached."""
 
     def __init__(self, api: client.ApiClient):
         super().__init__(daemon=True)
@@ -148,6 +162,7 @@ class ReadyWatcher(threading.Thread):
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
+        rv: str | None = None
         while not self.stop_flag.is_set():
             try:
                 w = watch.Watch()
@@ -161,8 +176,13 @@ class ReadyWatcher(threading.Thread):
                     # A client-side limit too: under load a watch answered 504 once hung for
                     # good, and every Ready after it went unseen.
                     _request_timeout=60,
+                    **({"resource_version": rv} if rv else {}),
                 ):
                     obj = ev["object"]
+                    if ev["type"] == "ERROR":
+                        rv = None  # 410 Gone: too old to resume from, start afresh
+                        break
+                    rv = obj["metadata"].get("resourceVersion") or rv
                     name = obj["metadata"]["name"]
                     if name in self.ready:
                         continue
@@ -172,6 +192,8 @@ class ReadyWatcher(threading.Thread):
                     if self.stop_flag.is_set():
                         break
             except Exception as e:
+                if getattr(e, "status", None) == 410:
+                    rv = None
                 log(f"watch restarted: {type(e).__name__} {getattr(e, 'status', '')}")
                 time.sleep(1)
 
@@ -452,19 +474,28 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
         w0, c0, t0_calls = apiserver_writes(cp), emu.calls()["total"], token_calls(emu)
         rss0, cpu0 = proc_stats(op.proc.pid)  # type: ignore[union-attr]
         worst_late, rss_peak, lag_peak, samples = 0.0, rss0, 0.0, 0
-        end, scraped = time.time() + window, 0.0
+        end, scraped_at, window_start = time.time() + window, 0.0, time.time()
+        shortfall_peak, first_shortfall, first_late = 0.0, None, None
         while time.time() < end and op.alive():
             late = token_lateness(core)
             worst_late = max(worst_late, late)
+            if late > 0 and first_late is None:
+                first_late = round(time.time() - window_start, 1)
             rss, _ = proc_stats(op.proc.pid)  # type: ignore[union-attr]
             rss_peak = max(rss_peak, rss)
             # The lag every 3 s; /metrics like a Prometheus scrape, every 15 s. (Ours has
             # ~14 series per LarkApp, so a 3 s scrape at 5,000 would be the bench's load,
             # not the operator's; its /health carries the lag too.)
             lag = None
-            if time.time() - scraped >= 15:
-                scraped = time.time()
-                lag = scrape(port, "lark_service_event_loop_lag_seconds")
+            if time.time() - scraped_at >= 15:
+                scraped_at = time.time()
+                lag = scrape(port, "lark_service_event_loop_lag_seconds", SHORTFALL)
+                # The shortfall the operator projected (ours): it should be > 0 before
+                # any lateness shows, or the alert on it comes too late.
+                if (short := scraped.get(SHORTFALL)) is not None:
+                    shortfall_peak = max(shortfall_peak, short)
+                    if short > 0 and first_shortfall is None:
+                        first_shortfall = round(time.time() - window_start, 1)
             if design == "ours" and lag is None:
                 lag = _health(port).get("eventLoopLagSeconds")
             elif lag is None:
@@ -494,6 +525,9 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
             worst_token_lateness_seconds=round(max(0.0, worst_late), 1),
             lateness_samples=samples,
             event_loop_lag_max_seconds=round(lag_peak, 3),
+            shortfall_peak=shortfall_peak if design == "ours" else None,
+            first_shortfall_seconds=first_shortfall,
+            first_lateness_seconds=first_late,
         )
         log(json.dumps({k: v for k, v in result.items() if k != "writes_by_resource"}))
 
@@ -549,6 +583,9 @@ ROWS = [
     ("token calls / app / cycle [1]", "token_calls_per_app_per_cycle"),
     ("apiserver writes / app / cycle", "apiserver_writes_per_app_per_cycle"),
     ("worst token lateness (s)", "worst_token_lateness_seconds"),
+    ("  first lateness at (s into window)", "first_lateness_seconds"),
+    ("projected shortfall, peak", "shortfall_peak"),
+    ("  first said at (s into window)", "first_shortfall_seconds"),
     ("event-loop lag max (s)", "event_loop_lag_max_seconds"),
     ("calls in 1st min after restart", "restart_calls_first_minute"),
     ("  of them for tokens", "restart_token_calls_first_minute"),
