@@ -1,7 +1,8 @@
-"""Runs the capacity plan (capacity.py) once a second against the LarkApps the registry
-holds: measures, brings refreshes forward, and says which LarkApps are at risk — on the
-metrics at once, and in their status (TokenReady reason RefreshCapacityExceeded) a few at a
-time, because each such status write takes a little of the capacity that is short."""
+"""Runs the capacity plan (capacity.py) once a second (every 5 s while there is nothing to
+do) against the LarkApps the registry holds: measures, brings refreshes forward, and says
+which LarkApps are at risk — on the metrics at once, and in their status (TokenReady reason
+RefreshCapacityExceeded) a few at a time, because each such status write takes a little of
+the capacity that is short."""
 
 from __future__ import annotations
 
