@@ -125,8 +125,16 @@ def test_tenants_all_learned_from_app_open_and_dropped_on_uninstall_across_resta
     data = env.data("shop")
     assert "tenant_access_token.tenant-x1" in data and "tenant_access_token.tenant-x2" not in data
     assert env.emu.token_calls(APP) == calls + 1, "only the new tenant's token was fetched"
-    store = env.kube.larkapp(env.ns, "shop")["status"]["store"]
-    assert (store["tenants"], store["tenantsReady"]) == (2, 2)
+    # Status follows the Secret (written first, so that status never describes a token
+    # workloads cannot read yet): a moment later, not in the same instant.
+    eventually(
+        lambda: (lambda st: (st.get("tenants"), st.get("tenantsReady")) == (2, 2))(
+            (env.kube.larkapp(env.ns, "shop").get("status") or {}).get("store") or {}
+        ),
+        10,
+        interval=0.2,
+        what="status counting the two tenants",
+    )
     env.secrets.add(env.kube.secret(env.ns, TICKET_SECRET)["app_ticket"])
 
 
