@@ -44,8 +44,6 @@ WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
 _REQ = re.compile(r"^apiserver_request_total\{([^}]*)\}\s+([0-9.e+]+)$", re.M)
 
 
-# What the last scrape() found, by metric name.
-scraped: dict[str, float] = {}
 SHORTFALL = "lark_service_refresh_shortfall"
 
 
@@ -77,33 +75,37 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return rss, cpu
 
 
-def scrape(port: int, name: str, *more: str) -> float | None:
-    """The first sample of `name` on /metrics (None: none, or no answer); with `more`
-    names, their values are in `scraped` after the call (one scrape for all)."""
-    scraped.clear()
+def metrics_text(port: int) -> str | None:
+    """The operator's /metrics, or None when it does not answer."""
     try:
         import urllib.request
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            return str(r.read().decode())
     except OSError:
         return None
-    for n in (name, *more):
+
+
+def scrape_many(port: int, *names: str) -> dict[str, float]:
+    """The first sample of each of `names` on /metrics, from one scrape (absent: left out)."""
+    text = metrics_text(port) or ""
+    found = {}
+    for n in names:
         m = re.search(rf"^{n}(?:{{[^}}]*}})?\s+([0-9.e+-]+)$", text, re.M)
         if m:
-            scraped[n] = float(m.group(1))
-    return scraped.get(name)
+            found[n] = float(m.group(1))
+    return found
+
+
+def scrape(port: int, name: str) -> float | None:
+    return scrape_many(port, name).get(name)
 
 
 def histograms(port: int) -> dict[str, dict[str, float]]:
     """Reconcile time and Kubernetes API latency per verb so far (ours only): count and
     mean of each, e.g. {"reconcile": {"count": 1002, "mean": 0.18}}."""
-    try:
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-            text = r.read().decode()
-    except OSError:
+    text = metrics_text(port)
+    if text is None:
         return {}
     line = re.compile(
         r"^lark_service_(reconcile|kube_request)_duration_seconds_(sum|count)"
@@ -489,7 +491,8 @@ def run_one(n: int, design: str, args: argparse.Namespace, work: Path) -> dict[s
             lag = None
             if time.time() - scraped_at >= 15:
                 scraped_at = time.time()
-                lag = scrape(port, "lark_service_event_loop_lag_seconds", SHORTFALL)
+                scraped = scrape_many(port, "lark_service_event_loop_lag_seconds", SHORTFALL)
+                lag = scraped.get("lark_service_event_loop_lag_seconds")
                 # The shortfall the operator projected (ours): it should be > 0 before
                 # any lateness shows, or the alert on it comes too late.
                 if (short := scraped.get(SHORTFALL)) is not None:
