@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from lark_operator.app import login
+from lark_operator.app.essence import AnnotationsDiffBase
 from lark_operator.app.wiring import Wiring
 from lark_operator.vocabulary.names import (
     CLUSTER_PLURAL,
@@ -38,7 +39,7 @@ kopf.on.login()(login.login)
 async def configure(settings: kopf.OperatorSettings, memo: Wiring, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = AnnotationsDiffBase(
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.enabled = False  # Events are ours, on transitions only
