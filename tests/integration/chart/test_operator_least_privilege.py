@@ -99,7 +99,8 @@ def test_operator_runs_on_the_charts_namespaced_rbac(
             eventually(lambda ns=ns: _ready(kube, ns, "app"), timeout=30, what=f"{ns}/app Ready")
             token = kube.secret(ns, "app-lark-token")
             assert token and token["app_id"] == APP_ID and token["tenant_access_token"]
-            assert kube.event_reasons(ns, "app"), "no Event written"
+            # The Event follows the status write that said Ready: it may land a moment later.
+            eventually(lambda ns=ns: kube.event_reasons(ns, "app"), timeout=10, what="an Event")
         # kopf may list namespaces, so it does not spend ~55 s retrying before it serves.
         assert time.monotonic() - t0 < 30
         assert op.wait_healthy()["status"] == "healthy"

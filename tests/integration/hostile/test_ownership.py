@@ -77,7 +77,9 @@ def test_an_unrelated_secret_is_never_written_taken_over_or_deleted(
     message = next(c for c in st["conditions"] if c["type"] == "TokenReady")["message"]
     assert "db-password" in message and "larkservice.io/adopt=true" in message
     assert "token" not in st, "no token is described: the target holds none"
-    assert "SecretNotOwned" in env.kube.event_reasons(env.ns, "attacker")
+    eventually(  # posted right after the status write read above
+        lambda: "SecretNotOwned" in env.kube.event_reasons(env.ns, "attacker"), 10, what="Event"
+    )
     _stays(env, "db-password", before, 4)
 
     env.kube.delete_larkapp(env.ns, "attacker")

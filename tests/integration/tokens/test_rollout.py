@@ -78,7 +78,11 @@ def test_rolled_once_per_token_across_a_kill_and_restart(env_factory: Any) -> No
         )
         assert cond["reason"] == "WorkloadNotFound"
         assert "gone" in cond["message"]
-        assert "RolloutRestartFailed" in env.kube.event_reasons(env.ns, "app")
+        eventually(  # posted right after the status write read above
+            lambda: "RolloutRestartFailed" in env.kube.event_reasons(env.ns, "app"),
+            10,
+            what="a RolloutRestartFailed Event",
+        )
 
         # kill -9 after the patch, and a new operator: the same token is not applied again.
         env.op.kill()

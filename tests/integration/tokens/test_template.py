@@ -59,7 +59,9 @@ def test_template_renders_keys_and_type_and_a_broken_one_keeps_the_secret(
     message = env.kube.condition(env.ns, "app", "TokenReady")["message"]
     assert "authorization" in message and "nosuchfilter" in message
     assert _reason(env, "Stalled") == ("True", "TemplateError")
-    assert "TemplateError" in env.kube.event_reasons(env.ns, "app")
+    eventually(  # posted right after the status write read above
+        lambda: "TemplateError" in env.kube.event_reasons(env.ns, "app"), 10, what="Event"
+    )
     before = env.kube.secret_obj(env.ns, "app-lark-token")
     calls = env.emu.token_calls(APP)
     # A new token from the platform now (`kubectl lark refresh`): it cannot be written.
